@@ -1,0 +1,56 @@
+# Two commands do everything on a fresh machine (see README.md):
+#   make book   build the executed HTML book into _build/html
+#   make test   unit tests, nbval over every notebook, and a strict book build
+# Both create the virtual environment .venv and install what the book needs when it is missing
+# or when requirements.txt / pyproject.toml changed.
+
+PYTHON       ?= python3
+VENV         ?= .venv
+BIN          := $(VENV)/bin
+STAMP        := $(VENV)/.installed
+CELL_TIMEOUT ?= 600
+PYTEST_ARGS  ?=
+
+# Every tool below runs from the virtual environment, and so does the Jupyter kernel that
+# executes the notebooks (ipykernel's default kernel is the Python that asks for it).
+export PATH := $(abspath $(BIN)):$(PATH)
+# One thread of BLAS per numba/librosa worker is set by asrlib itself; keep pip quiet and offline
+# friendly.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install book test unit nbval book-strict notebooks clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
+	@touch $@
+
+## make book: execute every notebook and build the HTML book into _build/html
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --builder html
+	@echo "open _build/html/index.html"
+
+## make test: everything CI checks
+test: unit nbval book-strict
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) book $(PYTEST_ARGS)
+
+# A full rebuild (--all) so that no warning hides in a cached page; -W makes every Sphinx
+# warning an error, and nb_execution_raise_on_error (in _config.yml) makes a cell error fatal.
+book-strict: $(STAMP)
+	$(BIN)/jupyter-book build . --builder html --all -W --keep-going
+
+## make notebooks: strip outputs and write the canonical set-up cell into every notebook
+notebooks: $(STAMP)
+	$(BIN)/python tests/nbtools.py fix book
+
+clean:
+	rm -rf _build .pytest_cache

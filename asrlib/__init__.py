@@ -1,0 +1,30 @@
+"""asrlib: deep recurrent networks for speech recognition, small enough to read.
+
+The companion library of the book *Deep Recurrent Networks for Speech Recognition*, which
+reproduces Graves, Mohamed & Hinton (2013), "Speech recognition with deep recurrent neural
+networks". Each module owns one idea of the paper; the chapters import them, and the tests
+check each one against an independent reference (a torch built-in, a brute-force
+enumeration, a float64 gradcheck).
+
+Shape legend, used in every docstring of the package:
+
+====  ==========================================================================
+B     batch size
+T     input frames (10 ms each)
+U     target length (phones in the transcription)
+K     phone classes (61 for TIMIT)
+V     outputs with the blank, V = K + 1
+H     hidden size (cells per layer, per direction)
+F     input features per frame (123 in the paper: 40 mel bands + energy, with
+      first and second derivatives)
+====  ==========================================================================
+
+Lengths are integer tensors (``x_lens``, ``y_lens`` of shape ``(B,)``), never fractions.
+Batches are padded at the end of the time axis; padding never changes a real frame's output.
+"""
+
+from asrlib.runtime import DEVICE_ENV, get_device, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = ["DEVICE_ENV", "get_device", "seed_everything", "__version__"]

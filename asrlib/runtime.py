@@ -1,0 +1,106 @@
+"""Where the computation runs, and how to make it repeat.
+
+The same notebook runs on a laptop CPU, in Colab on a GPU, or on an Apple machine: the device
+is chosen once, here, in the order CUDA, Apple MPS, CPU. A reader overrides the choice with the
+environment variable ``ASRLIB_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``), for example to
+compare a CPU run with a GPU run on the same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV = "ASRLIB_DEVICE"
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def get_device(preferred: str | torch.device | None = None) -> torch.device:
+    """The device to compute on.
+
+    Parameters
+    ----------
+    preferred : str or torch.device, optional
+        Asked-for device. When omitted, ``$ASRLIB_DEVICE`` is used if set, otherwise the
+        first available of CUDA, Apple MPS and CPU.
+
+    Raises
+    ------
+    ValueError
+        If the asked-for device is not a device name torch knows, or is not available on
+        this machine (the message says which, and where the request came from).
+
+    Examples
+    --------
+    >>> get_device("cpu")
+    device(type='cpu')
+    """
+    source = "argument"
+    if preferred is None:
+        preferred = os.environ.get(DEVICE_ENV) or None
+        source = f"environment variable {DEVICE_ENV}"
+    if preferred is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+
+    try:
+        device = torch.device(preferred)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"unknown device {preferred!r} (from the {source}); "
+            "expected 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {preferred!r} (from the {source}) asked for, but CUDA is not available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {preferred!r} (from the {source}) asked for, but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif device.type == "mps" and not _mps_available():
+        raise ValueError(f"device {preferred!r} (from the {source}) asked for, but Apple MPS is not available")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"device {preferred!r} (from the {source}) is not supported; expected 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        )
+    return device
+
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> int:
+    """Seed Python, NumPy and torch (all devices) so that a run repeats.
+
+    Parameters
+    ----------
+    seed : int
+        The seed. A notebook that calls ``seed_everything(0)`` at its top draws the same
+        initial weights and the same batches every time it runs on the same device.
+    deterministic : bool
+        Also ask torch for deterministic kernels (slower on GPU; cuDNN's RNNs then choose
+        deterministic algorithms). Off by default: on CPU the runs already repeat.
+
+    Returns
+    -------
+    int
+        The seed, for logging.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds CUDA and MPS generators as well
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return int(seed)
