@@ -1,0 +1,105 @@
+"""Batches for training: a Dataset over a corpus split, and a collate that pads.
+
+A batch is ``(x, x_lens, y, y_lens, frame_y)``:
+
+* ``x : FloatTensor, shape (B, T, 123)``, zero-padded after each utterance's last frame;
+* ``x_lens : LongTensor, shape (B,)``, the true number of frames;
+* ``y : LongTensor, shape (B, U)``, phone indices 1..K, padded with 0 (the blank; CTC ignores
+  everything past ``y_lens``);
+* ``y_lens : LongTensor, shape (B,)``;
+* ``frame_y : LongTensor, shape (B, T)``, the phone of every frame from the segmentation (for
+  framewise training), padded with -100, ``cross_entropy``'s ``ignore_index``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from asrlib.corpus import Corpus
+
+IGNORE_INDEX = -100
+
+
+class Batch(NamedTuple):
+    x: torch.Tensor
+    x_lens: torch.Tensor
+    y: torch.Tensor
+    y_lens: torch.Tensor
+    frame_y: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The batch on ``device`` (lengths too: CTC on CUDA wants them there)."""
+        return Batch(*(t.to(device, non_blocking=non_blocking) for t in self))
+
+
+class Item(NamedTuple):
+    x: torch.Tensor        # (T, 123)
+    y: torch.Tensor        # (U,)
+    frame_y: torch.Tensor  # (T,)
+
+
+class SpeechDataset(Dataset):
+    """The utterances of one split, as tensors.
+
+    Parameters
+    ----------
+    corpus : Corpus
+    split : str
+        ``"train"``, ``"dev"`` or ``"test"``.
+    preload : bool
+        Load every utterance into memory once (fast epochs; the CI-size training split takes
+        about 70 MB). Otherwise each item is read from the cache when asked for.
+    """
+
+    def __init__(self, corpus: Corpus, split: str, preload: bool = True):
+        self.corpus = corpus
+        self.split = split
+        self.ids = corpus.ids(split)
+        if not self.ids:
+            raise ValueError(f"split {split!r} of {corpus!r} is empty")
+        self._items = [self._read(i) for i in self.ids] if preload else None
+
+    def _read(self, utt_id: str) -> Item:
+        u = self.corpus.load(utt_id)
+        return Item(torch.from_numpy(u.features), torch.from_numpy(u.targets), torch.from_numpy(u.frame_targets))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> Item:
+        return self._items[i] if self._items is not None else self._read(self.ids[i])
+
+    @property
+    def num_frames(self) -> np.ndarray:
+        """Frames of every utterance, in order (for length-sorted batching)."""
+        info = {u["id"]: u["num_frames"] for u in self.corpus.utterances}
+        return np.array([info[i] for i in self.ids])
+
+
+def collate(items: list[Item]) -> Batch:
+    """Pad a list of items into a :class:`Batch`."""
+    if not items:
+        raise ValueError("cannot collate an empty list of items")
+    for k, item in enumerate(items):
+        if item.x.ndim != 2 or item.y.ndim != 1 or item.frame_y.shape != item.x.shape[:1]:
+            raise ValueError(
+                f"item {k}: expected x (T, F), y (U,), frame_y (T,); got {tuple(item.x.shape)}, "
+                f"{tuple(item.y.shape)}, {tuple(item.frame_y.shape)}"
+            )
+    x_lens = torch.tensor([len(it.x) for it in items], dtype=torch.long)
+    y_lens = torch.tensor([len(it.y) for it in items], dtype=torch.long)
+    x = torch.nn.utils.rnn.pad_sequence([it.x for it in items], batch_first=True)
+    y = torch.nn.utils.rnn.pad_sequence([it.y for it in items], batch_first=True, padding_value=0)
+    frame_y = torch.nn.utils.rnn.pad_sequence([it.frame_y for it in items], batch_first=True, padding_value=IGNORE_INDEX)
+    return Batch(x, x_lens, y, y_lens, frame_y)
+
+
+def loader(dataset: SpeechDataset, batch_size: int = 16, shuffle: bool = True, seed: int = 0, **kwargs) -> DataLoader:
+    """A DataLoader with :func:`collate`, reproducible shuffling, and pinned memory on CUDA."""
+    generator = torch.Generator().manual_seed(seed)
+    kwargs.setdefault("pin_memory", torch.cuda.is_available())
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator, **kwargs)

@@ -1,0 +1,55 @@
+"""Dataset and collate: padding-safe batches."""
+
+import pytest
+import torch
+
+from asrlib.data import IGNORE_INDEX, Batch, Item, SpeechDataset, collate, loader
+
+
+def test_collate_pads_and_keeps_lengths():
+    items = [
+        Item(torch.ones(5, 3), torch.tensor([4, 5]), torch.tensor([1, 1, 2, 2, 2])),
+        Item(2 * torch.ones(3, 3), torch.tensor([6, 7, 8]), torch.tensor([3, 3, 3])),
+    ]
+    b = collate(items)
+    assert isinstance(b, Batch)
+    assert b.x.shape == (2, 5, 3) and b.y.shape == (2, 3) and b.frame_y.shape == (2, 5)
+    assert b.x_lens.tolist() == [5, 3] and b.y_lens.tolist() == [2, 3]
+    assert b.x[1, 3:].abs().sum() == 0 and b.y[0, 2] == 0
+    assert b.frame_y[1].tolist() == [3, 3, 3, IGNORE_INDEX, IGNORE_INDEX]
+    assert b.x_lens.dtype == b.y_lens.dtype == torch.long
+
+
+def test_collate_names_a_malformed_item():
+    with pytest.raises(ValueError, match=r"item 1: expected x \(T, F\)"):
+        collate([Item(torch.ones(2, 3), torch.ones(1), torch.ones(2)), Item(torch.ones(3), torch.ones(1), torch.ones(3))])
+    with pytest.raises(ValueError, match="empty"):
+        collate([])
+
+
+def test_dataset_batches_match_single_utterances(ci_corpus):
+    ds = SpeechDataset(ci_corpus, "dev")
+    assert len(ds) == 80
+    batch = next(iter(loader(ds, batch_size=4, shuffle=False)))
+    for k in range(4):
+        item = ds[k]
+        T, U = len(item.x), len(item.y)
+        assert batch.x_lens[k] == T and batch.y_lens[k] == U
+        torch.testing.assert_close(batch.x[k, :T], item.x)
+        torch.testing.assert_close(batch.y[k, :U], item.y)
+        torch.testing.assert_close(batch.frame_y[k, :T], item.frame_y)
+    assert batch.x.shape[-1] == 123 and batch.y.min() >= 0 and batch.y.max() < ci_corpus.phones.num_classes
+    moved = batch.to("cpu")
+    assert isinstance(moved, Batch)
+
+
+def test_shuffling_is_reproducible(ci_corpus):
+    ds = SpeechDataset(ci_corpus, "dev", preload=False)
+    first = [b.x_lens.tolist() for b in loader(ds, batch_size=8, seed=3)]
+    second = [b.x_lens.tolist() for b in loader(ds, batch_size=8, seed=3)]
+    assert first == second
+
+
+def test_unknown_split_is_an_error(ci_corpus):
+    with pytest.raises(ValueError, match="unknown split 'validation'"):
+        SpeechDataset(ci_corpus, "validation")
