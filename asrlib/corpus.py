@@ -187,6 +187,18 @@ def _render(spec: UtteranceSpec) -> dict:
     }
 
 
+def speak(text: str, speaker: Speaker | str, seed: int = 0) -> dict:
+    """Any sentence in the voice of one of the corpus's speakers (a speaker id such as
+    ``"dr5-f1"``, or a :class:`Speaker`): 16 kHz int16 ``audio`` with its phone ``starts``,
+    ``ends`` and ``phones``, exactly as the corpus stores its utterances."""
+    if isinstance(speaker, str):
+        known = {s.id: s for s in speakers()}
+        if speaker not in known:
+            raise ValueError(f"unknown speaker {speaker!r}; the speakers are {sorted(known)}")
+        speaker = known[speaker]
+    return _render(UtteranceSpec(f"{speaker.id}-custom", speaker, text, seed))
+
+
 def content_hash(record: dict) -> str:
     """SHA-256 of what an utterance *is*: audio, segmentation, phones, text and speaker."""
     h = hashlib.sha256()
@@ -355,16 +367,20 @@ class Corpus:
     def load(self, utt_id: str) -> Utterance:
         if utt_id not in self._info:
             raise KeyError(f"no utterance {utt_id!r} in corpus {self.name!r}")
-        info = self._info[utt_id]
-        rec = read_utterance(self.path(utt_id))
-        phones = [str(p) for p in rec["phones"]]
-        targets = np.asarray(self.phones.encode(phones, where=str(self.path(utt_id))), dtype=np.int64)
-        feats = self.normaliser(rec["features"])
+        return self.utterance(read_utterance(self.path(utt_id)), utt_id, self._info[utt_id]["split"])
+
+    def utterance(self, record: dict, utt_id: str = "custom", split: str = "") -> Utterance:
+        """A stored or freshly made record (:func:`speak`) as an :class:`Utterance` of this
+        corpus: labels encoded with its phone set, features normalised with its statistics."""
+        phones = [str(p) for p in record["phones"]]
+        targets = np.asarray(self.phones.encode(phones, where=utt_id), dtype=np.int64)
+        raw = record["features"] if "features" in record else F.fbank123(record["audio"].astype(np.float32) / 32768.0)
+        feats = self.normaliser(raw)
         return Utterance(
-            id=utt_id, split=info["split"], speaker=rec["speaker"], text=rec["text"],
-            audio=rec["audio"].astype(np.float32) / 32768.0, phones=phones,
-            starts=rec["starts"].astype(np.int64), ends=rec["ends"].astype(np.int64), features=feats,
-            targets=targets, frame_targets=F.frame_labels(rec["starts"], rec["ends"], targets, len(feats)),
+            id=utt_id, split=split, speaker=record["speaker"], text=record["text"],
+            audio=record["audio"].astype(np.float32) / 32768.0, phones=phones,
+            starts=record["starts"].astype(np.int64), ends=record["ends"].astype(np.int64), features=feats,
+            targets=targets, frame_targets=F.frame_labels(record["starts"], record["ends"], targets, len(feats)),
         )
 
     def verify(self) -> None:

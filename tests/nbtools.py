@@ -20,6 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_TAG = "colab-setup"
+HTML_TAG = "remove-cell"  # the HTML book starts with the chapter's title; notebooks keep the cell
 
 
 def repository_url(config_path: Path = ROOT / "_config.yml") -> str:
@@ -60,6 +61,8 @@ def problems(path: Path) -> list[str]:
             found.append(f"{path.name}: cell {i} manipulates sys.path (install the package instead)")
     if not nb.cells or nb.cells[0].cell_type != "code" or nb.cells[0].source != setup_cell_source():
         found.append(f"{path.name}: the first cell is not the canonical set-up cell (run `make notebooks`)")
+    elif nb.cells[0].metadata.get("tags") != [SETUP_TAG, HTML_TAG]:
+        found.append(f"{path.name}: the set-up cell must carry the tags {[SETUP_TAG, HTML_TAG]} (run `make notebooks`)")
     kernel = nb.metadata.get("kernelspec", {}).get("name")
     if kernel != "python3":
         found.append(f"{path.name}: kernelspec is {kernel!r}, expected 'python3'")
@@ -75,7 +78,7 @@ def fix(path: Path) -> bool:
             cell.outputs = []
             cell.execution_count = None
         cell.metadata.pop("execution", None)
-    setup = nbformat.v4.new_code_cell(setup_cell_source(), metadata={"tags": [SETUP_TAG]})
+    setup = nbformat.v4.new_code_cell(setup_cell_source(), metadata={"tags": [SETUP_TAG, HTML_TAG]})
     if nb.cells and SETUP_TAG in nb.cells[0].get("metadata", {}).get("tags", []):
         setup.id = nb.cells[0].get("id", setup.id)
         nb.cells[0] = setup
