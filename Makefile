@@ -18,7 +18,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # friendly.
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install book test unit nbval book-strict notebooks clean
+.PHONY: install book test unit nbval book-strict notebooks bench clean
 
 install: $(STAMP)
 
@@ -54,3 +54,7 @@ notebooks: $(STAMP)
 
 clean:
 	rm -rf _build .pytest_cache
+
+## make bench: speed ratios against the torch built-ins (not part of make test)
+bench: $(STAMP)
+	$(BIN)/python tests/benchmarks/bench_lstm.py
