@@ -192,3 +192,20 @@ def test_wrong_shapes_name_expected_and_actual():
         Recurrent(cell, impl="builtin")
     with pytest.raises(ValueError, match="unknown cell 'lstmp'"):
         make_cell("lstmp", I, H)
+
+
+def test_fused_float32_path_equals_the_loop_in_outputs_and_gradients():
+    """float32 on the CPU takes the oneDNN-packed products (float64 takes plain ones)."""
+    torch.manual_seed(6)
+    cell = LSTMCell(I, 16)
+    x = torch.randn(4, 30, I)
+    lens = torch.tensor([30, 12, 25, 1])
+    outs = {}
+    for impl in ("fused", "loop"):
+        y, (h, c) = Recurrent(cell, impl=impl)(x, lens)
+        grads = torch.autograd.grad(y.pow(2).sum() + h.sum() + c.sum(), list(cell.parameters()))
+        outs[impl] = (y, h, c, grads)
+    for a, b in zip(outs["fused"][:3], outs["loop"][:3]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(outs["fused"][3], outs["loop"][3]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
