@@ -69,6 +69,20 @@ class _Cell(nn.Module):
     def recurrent_projection(self, h: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(h, self.weight_hh, self.bias_hh)
 
+    def init_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """The zero state (B, H); the LSTM's is a pair (h, c)."""
+        return like.new_zeros(batch, self.hidden_size)
+
+    def step(self, xg: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """x : (B, input_size); h : (B, H) or None (zeros). Returns h_t : (B, H)."""
+        check_step_input(x, self.input_size)
+        h = self.init_state(len(x), x) if h is None else h
+        check_state(h, len(x), self.hidden_size, "h")
+        return self.step(self.input_projection(x), h)
+
 
 class RNNCell(_Cell):
     """Plain recurrent unit, eq. (1): ``h_t = H(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
@@ -82,20 +96,10 @@ class RNNCell(_Cell):
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, bias)
 
-    def init_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
-        return like.new_zeros(batch, self.hidden_size)
-
     def step(self, xg: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One step from the precomputed input projection ``xg`` (B, H)."""
         pre = xg + self.recurrent_projection(h)
         return torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        """x : (B, input_size); h : (B, H) or None (zeros). Returns h_t : (B, H)."""
-        check_step_input(x, self.input_size)
-        h = self.init_state(len(x), x) if h is None else h
-        check_state(h, len(x), self.hidden_size, "h")
-        return self.step(self.input_projection(x), h)
 
 
 class LSTMCell(_Cell):
@@ -165,9 +169,6 @@ class GRUCell(_Cell):
 
     gates = 3
 
-    def init_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
-        return like.new_zeros(batch, self.hidden_size)
-
     def step(self, xg: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         x_r, x_z, x_n = xg.chunk(3, dim=1)
         h_r, h_z, h_n = self.recurrent_projection(h).chunk(3, dim=1)
@@ -175,13 +176,6 @@ class GRUCell(_Cell):
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
         return (1 - z) * n + z * h
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        """x : (B, input_size); h : (B, H) or None (zeros). Returns h_t : (B, H)."""
-        check_step_input(x, self.input_size)
-        h = self.init_state(len(x), x) if h is None else h
-        check_state(h, len(x), self.hidden_size, "h")
-        return self.step(self.input_projection(x), h)
 
 
 CELLS = {"rnn": RNNCell, "tanh": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
