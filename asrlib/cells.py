@@ -34,7 +34,7 @@ def check_state(h: torch.Tensor, batch: int, hidden_size: int, name: str) -> Non
 class _Cell(nn.Module):
     """Shared parameters: input and recurrent weights for ``gates`` stacked blocks of H."""
 
-    gates = 1
+    num_gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
         super().__init__()
@@ -42,11 +42,11 @@ class _Cell(nn.Module):
             raise ValueError(f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}")
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(self.gates * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(self.gates * hidden_size, hidden_size))
+        self.weight_ih = nn.Parameter(torch.empty(self.num_gates * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(self.num_gates * hidden_size, hidden_size))
         if bias:
-            self.bias_ih = nn.Parameter(torch.empty(self.gates * hidden_size))
-            self.bias_hh = nn.Parameter(torch.empty(self.gates * hidden_size))
+            self.bias_ih = nn.Parameter(torch.empty(self.num_gates * hidden_size))
+            self.bias_hh = nn.Parameter(torch.empty(self.num_gates * hidden_size))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -115,7 +115,7 @@ class LSTMCell(_Cell):
     biases b_i, b_f, b_c, b_o are ``bias_ih + bias_hh`` (two vectors, as in torch).
     """
 
-    gates = 4
+    num_gates = 4
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = True):
         self.peephole = peephole
@@ -136,7 +136,8 @@ class LSTMCell(_Cell):
         zeros = like.new_zeros(batch, self.hidden_size)
         return zeros, zeros.clone()
 
-    def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def gates(self, xg: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One step, with every intermediate: gates ``i, f, o``, candidate ``g``, states ``c, h``."""
         h, c = state
         i, f, g, o = (xg + self.recurrent_projection(h)).chunk(4, dim=1)
         if self.peephole:
@@ -146,8 +147,13 @@ class LSTMCell(_Cell):
         c = f * c + i * g                               # eq. (5)
         if self.peephole:
             o = o + self.weight_co * c                  # eq. (6): the new cell state
-        h = torch.sigmoid(o) * torch.tanh(c)            # eq. (7)
-        return h, c
+        o = torch.sigmoid(o)
+        h = o * torch.tanh(c)                           # eq. (7)
+        return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+
+    def step(self, xg: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.gates(xg, state)
+        return out["h"], out["c"]
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """x : (B, input_size); state : (h, c), each (B, H), or None (zeros). Returns (h_t, c_t)."""
@@ -167,7 +173,7 @@ class GRUCell(_Cell):
         h_t = (1 - z_t) * n_t + z_t * h_{t-1}
     """
 
-    gates = 3
+    num_gates = 3
 
     def step(self, xg: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         x_r, x_z, x_n = xg.chunk(3, dim=1)

@@ -188,7 +188,8 @@ class Recurrent(nn.Module):
     ``forward(x, x_lens=None, state=None)`` with ``x : (B, T, F)``, ``x_lens : (B,)`` returns
     ``(y, final)``: ``y : (B, T, H)``, zero at padded frames, and the final state (``h``, or
     ``(h, c)`` for the LSTM, each ``(B, H)``) after each sequence's last real frame (for the
-    backward direction: after its first frame).
+    backward direction: after its first frame). ``return_final=False`` gives ``(y, None)`` and
+    lets the built-in path skip packing, its slow part on a CPU.
     """
 
     def __init__(self, cell: _Cell, reverse: bool = False, impl: str = "auto"):
@@ -222,13 +223,17 @@ class Recurrent(nn.Module):
     def extra_repr(self) -> str:
         return f"reverse={self.reverse}, impl={self.impl!r}"
 
-    def forward(self, x: torch.Tensor, x_lens: torch.Tensor | None = None, state=None):
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor | None = None, state=None, return_final: bool = True):
         x_lens = check_batch(x, x_lens, self.cell.input_size)
         B, T, _ = x.shape
         state = self._check_state(state, B, x)
         if self.reverse:
             x = reverse_padded(x, x_lens)
-        y, final = getattr(self, f"_{self.impl}")(x, x_lens, state)
+        if self.impl == "builtin":
+            y, final = self._builtin(x, x_lens, state, return_final)
+        else:
+            y, final = getattr(self, f"_{self.impl}")(x, x_lens, state)
+            final = final if return_final else None
         y = y * time_mask(x_lens, T).unsqueeze(-1).to(y.dtype)
         if self.reverse:
             y = reverse_padded(y, x_lens)
@@ -262,15 +267,17 @@ class Recurrent(nn.Module):
                 outputs.append(new)
         return torch.stack(outputs, 1), state
 
-    def _builtin(self, x, x_lens, state):
+    def _builtin(self, x, x_lens, state, return_final=True):
         cell = self.cell
         kwargs = {"nonlinearity": cell.nonlinearity} if isinstance(cell, RNNCell) else {}
         template = _BUILTINS[type(cell)](
             cell.input_size, cell.hidden_size, bias=cell.bias_ih is not None, batch_first=True, device="meta", **kwargs
         )
         params = {f"{name}_l0": p for name, p in cell.named_parameters() if p is not None}
-        padded = bool((x_lens < x.shape[1]).any())
-        # packing makes the built-in stop at each length; without padding it is not needed
+        # Packing makes the built-in stop at each length, which only the final state needs:
+        # outputs at real frames never depend on the padding that follows them. Unpacked, a CPU
+        # runs oneDNN's fused kernel, about 4x faster than the packed path.
+        padded = return_final and bool((x_lens < x.shape[1]).any())
         inputs = nn.utils.rnn.pack_padded_sequence(x, x_lens.cpu(), batch_first=True, enforce_sorted=False) if padded else x
         hx = tuple(s.unsqueeze(0) for s in state) if isinstance(state, tuple) else state.unsqueeze(0)
         with warnings.catch_warnings():
@@ -278,6 +285,8 @@ class Recurrent(nn.Module):
             warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
             out, final = functional_call(template, params, (inputs, hx))
         y = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0] if padded else out
+        if not return_final:
+            return y, None
         final = tuple(s.squeeze(0) for s in final) if isinstance(final, tuple) else final.squeeze(0)
         return y, final
 

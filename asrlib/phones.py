@@ -201,6 +201,11 @@ class PhoneSet:
                 out.append(c)
         return out
 
+    def fold_table(self) -> list[int]:
+        """For every index 0..K, the index of its scoring class in :data:`SCORING39`
+        (-1 for the blank and for deleted labels): fold predictions in one gather."""
+        return [-1] + [SCORING39.index(c) if c is not None else -1 for c in (self.to39[s] for s in self.symbols)]
+
     def fold_indices(self, indices: Iterable[int]) -> list[str]:
         """Indices (blanks skipped) straight to the 39 scoring classes."""
         return self.fold(self.decode(indices))

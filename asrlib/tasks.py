@@ -86,7 +86,7 @@ class RecallModel(torch.nn.Module):
         self.kind = "peephole lstm" if isinstance(cell, LSTMCell) and cell.peephole else kind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.rnn(x)[0][:, -1])
+        return self.head(self.rnn(x, return_final=False)[0][:, -1])
 
 
 def train_recall(

@@ -163,6 +163,9 @@ def test_padded_batch_equals_one_by_one(kind, impl, reverse):
             acc += g
     for g, want in zip(grads, total):
         torch.testing.assert_close(g, want)
+    y_only, none = layer(x_padded, lens, return_final=False)
+    assert none is None
+    torch.testing.assert_close(y_only, y)
 
 
 def test_reverse_padded_reverses_within_lengths_and_is_its_own_inverse():

@@ -62,3 +62,18 @@ def test_recall_task_shapes_labels_and_learnability(ci_corpus):
     assert len(result["curve"]["step"]) == 3
     with pytest.raises(ValueError, match="lag must be >= 0"):
         recall_task(ci_corpus, lag=-1, n=3)
+
+
+def test_framewise_classifier_learns_and_scores_folded_frames(ci_corpus):
+    from asrlib.data import SpeechDataset, loader
+    from asrlib.framewise import FrameClassifier, frame_accuracy, train_framewise
+
+    torch.manual_seed(0)
+    train = loader(SpeechDataset(ci_corpus, "dev"), batch_size=16)  # small and fast
+    test = loader(SpeechDataset(ci_corpus, "test"), batch_size=32, shuffle=False)
+    fold = ci_corpus.phones.fold_table()
+    model = FrameClassifier("lstm", 32, ci_corpus.phones.num_classes, peephole=False)
+    before = frame_accuracy(model, test, fold)
+    history = train_framewise(model, train, test, fold, epochs=3, progress=False)
+    assert history["dev_accuracy"][-1] > before + 0.15
+    assert len(fold) == ci_corpus.phones.num_classes and fold[0] == -1
