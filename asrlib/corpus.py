@@ -167,7 +167,7 @@ def _render(spec: UtteranceSpec) -> dict:
     audio22, events = synthesise(spec.text, spec.speaker.voice, spec.seed)
     segs = _segments(events, len(audio22), spec.id)
     rng = np.random.default_rng(spec.seed)
-    audio = librosa.resample(audio22.astype(np.float32) / 32768.0, orig_sr=ESPEAK_SAMPLE_RATE, target_sr=F.SAMPLE_RATE)
+    audio = librosa.resample(F.pcm_to_float(audio22), orig_sr=ESPEAK_SAMPLE_RATE, target_sr=F.SAMPLE_RATE)
     scale = F.SAMPLE_RATE / ESPEAK_SAMPLE_RATE
     lead, trail = (int(x) for x in rng.integers(800, 2400, size=2))  # 50-150 ms of silence
     audio = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(trail, np.float32)])
@@ -199,6 +199,11 @@ def speak(text: str, speaker: Speaker | str, seed: int = 0) -> dict:
     return _render(UtteranceSpec(f"{speaker.id}-custom", speaker, text, seed))
 
 
+def utterance_path(folder: Path, utt_id: str) -> Path:
+    """Where a corpus folder keeps one utterance."""
+    return folder / "utts" / f"{utt_id}.npz"
+
+
 def content_hash(record: dict) -> str:
     """SHA-256 of what an utterance *is*: audio, segmentation, phones, text and speaker."""
     h = hashlib.sha256()
@@ -213,7 +218,7 @@ def content_hash(record: dict) -> str:
 
 def write_utterance(path: Path, record: dict) -> None:
     """Compute the features and write one utterance atomically (temporary file, then rename)."""
-    feats = F.fbank123(record["audio"].astype(np.float32) / 32768.0)
+    feats = F.fbank123(F.pcm_to_float(record["audio"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
@@ -362,7 +367,7 @@ class Corpus:
         return [u["id"] for u in self.manifest["utterances"] if split is None or u["split"] == split]
 
     def path(self, utt_id: str) -> Path:
-        return self.folder / "utts" / f"{utt_id}.npz"
+        return utterance_path(self.folder, utt_id)
 
     def load(self, utt_id: str) -> Utterance:
         if utt_id not in self._info:
@@ -374,11 +379,11 @@ class Corpus:
         corpus: labels encoded with its phone set, features normalised with its statistics."""
         phones = [str(p) for p in record["phones"]]
         targets = np.asarray(self.phones.encode(phones, where=utt_id), dtype=np.int64)
-        raw = record["features"] if "features" in record else F.fbank123(record["audio"].astype(np.float32) / 32768.0)
+        raw = record["features"] if "features" in record else F.fbank123(F.pcm_to_float(record["audio"]))
         feats = self.normaliser(raw)
         return Utterance(
             id=utt_id, split=split, speaker=record["speaker"], text=record["text"],
-            audio=record["audio"].astype(np.float32) / 32768.0, phones=phones,
+            audio=F.pcm_to_float(record["audio"]), phones=phones,
             starts=record["starts"].astype(np.int64), ends=record["ends"].astype(np.int64), features=feats,
             targets=targets, frame_targets=F.frame_labels(record["starts"], record["ends"], targets, len(feats)),
         )
@@ -398,29 +403,30 @@ def finish_corpus(
     ``entries`` are ``{"id", "split"}`` dicts in the corpus's fixed order; the files are read
     back from disk, so the hash describes what was stored, whatever built it and in what order.
     """
-    utterances, corpus_hash = [], hashlib.sha256()
-    count, s1, s2 = 0, np.zeros(F.NUM_FEATURES), np.zeros(F.NUM_FEATURES)
-    phones = PhoneSet(phone_set)
-    for entry in tqdm(entries, desc="hashing", unit="utt", disable=not progress):
-        path = folder / "utts" / f"{entry['id']}.npz"
-        rec = read_utterance(path, features=entry["split"] == "train")
-        phones.encode([str(p) for p in rec["phones"]], where=str(path))  # every label must be known
-        digest = content_hash(rec)
-        corpus_hash.update(f"{entry['id']} {digest}\n".encode())
-        if entry["split"] == "train":
-            x = rec["features"].astype(np.float64)
-            count, s1, s2 = count + len(x), s1 + x.sum(0), s2 + (x * x).sum(0)
-        utterances.append({
-            "id": entry["id"], "split": entry["split"], "speaker": rec["speaker"], "text": rec["text"],
-            "num_frames": F.num_frames(len(rec["audio"])), "num_phones": len(rec["phones"]), "sha256": digest,
-        })
-    if count == 0:
+    if not any(entry["split"] == "train" for entry in entries):
         raise CorpusError(f"{folder}: the training split is empty")
-    mean = s1 / count
-    std = np.sqrt(np.maximum(s2 / count - mean**2, 1e-12))
+    utterances, corpus_hash = [], hashlib.sha256()
+    phones = PhoneSet(phone_set)
+
+    def training_features():
+        """Read and hash every utterance in order; pass the training split's features on."""
+        for entry in tqdm(entries, desc="hashing", unit="utt", disable=not progress):
+            path = utterance_path(folder, entry["id"])
+            rec = read_utterance(path, features=entry["split"] == "train")
+            phones.encode([str(p) for p in rec["phones"]], where=str(path))  # every label must be known
+            digest = content_hash(rec)
+            corpus_hash.update(f"{entry['id']} {digest}\n".encode())
+            utterances.append({
+                "id": entry["id"], "split": entry["split"], "speaker": rec["speaker"], "text": rec["text"],
+                "num_frames": F.num_frames(len(rec["audio"])), "num_phones": len(rec["phones"]), "sha256": digest,
+            })
+            if entry["split"] == "train":
+                yield rec["features"]
+
+    normaliser = F.Normaliser.fit(training_features())
     manifest = {
         "format": FORMAT_VERSION, "name": name, "phone_set": phone_set, "hash": corpus_hash.hexdigest(),
-        "normaliser": F.Normaliser(mean.astype(np.float32), std.astype(np.float32)).to_dict(),
+        "normaliser": normaliser.to_dict(),
         "speakers": speakers_meta, "utterances": utterances, **extra,
     }
     return Corpus(folder, manifest)
@@ -471,13 +477,13 @@ def build_corpus(
     label = size if isinstance(size, str) else f"{int(size)}per"
     manifest_path = folder / f"manifest-{label}.json"
     manifest = read_manifest(manifest_path)
-    if manifest is not None and all((folder / "utts" / f"{s.id}.npz").exists() for s in specs):
+    if manifest is not None and all(utterance_path(folder, s.id).exists() for s in specs):
         return Corpus(folder, manifest)
 
     start = time.perf_counter()
     todo = []
     for spec in specs:
-        path = folder / "utts" / f"{spec.id}.npz"
+        path = utterance_path(folder, spec.id)
         if path.exists():
             try:
                 read_utterance(path)

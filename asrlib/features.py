@@ -14,6 +14,7 @@ in that span (:func:`frame_labels`). Derivatives use the regression formula over
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import librosa
@@ -33,6 +34,11 @@ LOG_FLOOR = 1e-10
 FEATURE_NAMES = tuple(
     f"{prefix}{name}" for prefix in ("", "d ", "dd ") for name in [*(f"mel {m}" for m in range(N_MELS)), "energy"]
 )
+
+
+def pcm_to_float(pcm: np.ndarray) -> np.ndarray:
+    """16-bit integer samples as float32 in [-1, 1)."""
+    return pcm.astype(np.float32) / 32768.0
 
 
 def num_frames(num_samples: int) -> int:
@@ -123,15 +129,18 @@ class Normaliser:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, features: list[np.ndarray]) -> Normaliser:
-        """Statistics over all frames of ``features`` (each (T, F)), in float64."""
-        if not features:
-            raise ValueError("cannot fit a normaliser on no utterances")
-        count = sum(len(f) for f in features)
-        total = sum(f.sum(axis=0, dtype=np.float64) for f in features)
-        mean = total / count
-        var = sum(((f.astype(np.float64) - mean) ** 2).sum(axis=0) for f in features) / count
-        return cls(mean.astype(np.float32), np.sqrt(np.maximum(var, 1e-12)).astype(np.float32))
+    def fit(cls, features: Iterable[np.ndarray]) -> Normaliser:
+        """Statistics over all frames of ``features`` (each (T, F)), in one pass with float64
+        sums, so that a corpus can stream its training split through it."""
+        count, s1, s2 = 0, 0.0, 0.0
+        for f in features:
+            x = np.asarray(f, dtype=np.float64)
+            count, s1, s2 = count + len(x), s1 + x.sum(axis=0), s2 + (x * x).sum(axis=0)
+        if count == 0:
+            raise ValueError("cannot fit a normaliser on no frames")
+        mean = s1 / count
+        std = np.sqrt(np.maximum(s2 / count - mean**2, 1e-12))
+        return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         if features.shape[-1] != self.mean.shape[0]:

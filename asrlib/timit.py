@@ -24,8 +24,8 @@ import numpy as np
 
 from asrlib import features as F
 from asrlib.corpus import (
-    FORMAT_VERSION, Corpus, CorpusError, _run_jobs, data_root, finish_corpus, read_manifest, write_manifest,
-    write_utterance,
+    FORMAT_VERSION, Corpus, CorpusError, _run_jobs, data_root, finish_corpus, read_manifest, utterance_path,
+    write_manifest, write_utterance,
 )
 from asrlib.phones import TIMIT61, UnknownPhoneError
 
@@ -160,7 +160,8 @@ def build_timit(path: str | Path, root: str | Path | None = None, workers: int |
     if manifest is not None and len(manifest["utterances"]) == len(entries):
         return Corpus(folder, manifest)
     start = time.perf_counter()
-    jobs = [(e, str(folder / "utts" / f"{e['id']}.npz")) for e in entries if not (folder / "utts" / f"{e['id']}.npz").exists()]
+    paths = [utterance_path(folder, e["id"]) for e in entries]
+    jobs = [(e, str(path)) for e, path in zip(entries, paths) if not path.exists()]
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     _run_jobs(_make, jobs, workers, "reading TIMIT", progress)
     speakers = sorted({(e["speaker"], e["split"]) for e in entries})
