@@ -3,7 +3,8 @@
 Before CTC (chapters 5 and 6) the book trains on a simpler target: the phone under every frame,
 which the corpus knows from its segmentation, with a cross-entropy loss per frame (Graves &
 Schmidhuber 2005 compared LSTM, bidirectional LSTM and other networks on exactly this task on
-TIMIT). It is fast to train and directly compares cells, directions and depths.
+TIMIT). It is fast to train and directly compares cells, directions and depths. The network is
+:class:`asrlib.models.AcousticModel`, the CTC network itself, only trained differently.
 
 Accuracy is scored after folding both the prediction and the target onto the 39 classes.
 """
@@ -14,28 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from asrlib.cells import make_cell
 from asrlib.data import IGNORE_INDEX
-from asrlib.layers import Recurrent
-
-
-class FrameClassifier(nn.Module):
-    """One recurrent layer and a softmax layer over the phone classes at every frame.
-
-    ``forward(x, x_lens)`` with ``x : (B, T, 123)`` returns logits ``(B, T, V)``.
-    """
-
-    def __init__(self, kind: str, hidden: int, num_classes: int, input_size: int = 123, **cell_kwargs):
-        super().__init__()
-        self.rnn = Recurrent(make_cell(kind, input_size, hidden, **cell_kwargs))
-        self.out = nn.Linear(hidden, num_classes)
-
-    def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
-        return self.out(self.rnn(x, x_lens, return_final=False)[0])
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @torch.no_grad()

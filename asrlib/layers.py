@@ -21,6 +21,10 @@ Three implementations compute the same thing:
     product after the loop.
 
 ``impl="auto"`` picks ``"builtin"`` where it exists and ``"fused"`` for the peephole LSTM.
+
+On these, :class:`Bidirectional` pairs a forward and a backward layer (eq. 8-10) and
+:class:`DeepRecurrent` stacks levels (eq. 11-12), each bidirectional level reading both
+directions of the level below.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.func import functional_call
 
-from asrlib.cells import GRUCell, LSTMCell, RNNCell, _Cell
+from asrlib.cells import GRUCell, LSTMCell, RNNCell, _Cell, make_cell
 
 IMPLS = ("auto", "loop", "builtin", "fused")
 
@@ -302,3 +306,79 @@ class Recurrent(nn.Module):
         )
         h, c = h.transpose(0, 1), c.transpose(0, 1)
         return h, (_last(h, x_lens), _last(c, x_lens))
+
+
+class Bidirectional(nn.Module):
+    """A bidirectional layer, eq. (8)-(10): one cell run forwards and another backwards over the
+    same input, their outputs concatenated frame by frame.
+
+    ``forward(x, x_lens)`` with ``x : (B, T, F)`` returns ``(B, T, 2H)``: ``[hf_t, hb_t]``,
+    zero at padded frames. A linear layer over this concatenation is eq. (10)'s
+    ``W_fy hf_t + W_by hb_t + b_y``.
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, impl: str = "auto", **cell_kwargs):
+        super().__init__()
+        self.fwd = Recurrent(make_cell(kind, input_size, hidden_size, **cell_kwargs), reverse=False, impl=impl)
+        self.bwd = Recurrent(make_cell(kind, input_size, hidden_size, **cell_kwargs), reverse=True, impl=impl)
+
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor | None = None) -> torch.Tensor:
+        x_lens = check_batch(x, x_lens, self.fwd.input_size)
+        return torch.cat([self.fwd(x, x_lens, return_final=False)[0], self.bwd(x, x_lens, return_final=False)[0]], -1)
+
+
+class DeepRecurrent(nn.Module):
+    """N recurrent levels stacked, eq. (11)-(12): level n reads level n-1's outputs, ``h^0 = x``.
+
+    Bidirectional, every level is a :class:`Bidirectional` layer, so it receives *both* the
+    forward and the backward sequence of the level below (the paper's deep bidirectional
+    network); unidirectional, every level runs forwards.
+
+    Parameters
+    ----------
+    kind : str
+        The cell: ``"lstm"``, ``"gru"`` or ``"tanh"`` (see :func:`asrlib.cells.make_cell`).
+    input_size, hidden_size, num_levels : int
+        ``hidden_size`` is per direction.
+    bidirectional : bool
+    impl : str
+        Passed to every :class:`Recurrent`.
+    **cell_kwargs
+        e.g. ``peephole=False`` for the LSTM.
+
+    Shapes
+    ------
+    ``forward(x, x_lens=None)`` with ``x : (B, T, F)`` returns ``(B, T, D)``, the top level's
+    outputs, with ``D = output_size = hidden_size * (2 if bidirectional else 1)``;
+    ``return_levels=True`` returns the list of every level's outputs instead.
+    """
+
+    def __init__(
+        self, kind: str, input_size: int, hidden_size: int, num_levels: int = 1, bidirectional: bool = True,
+        impl: str = "auto", **cell_kwargs,
+    ):
+        super().__init__()
+        if num_levels < 1 or hidden_size < 1:
+            raise ValueError(f"need at least one level and one cell, got num_levels={num_levels}, hidden_size={hidden_size}")
+        self.input_size, self.hidden_size, self.bidirectional = input_size, hidden_size, bidirectional
+        self.output_size = hidden_size * (2 if bidirectional else 1)
+        levels = []
+        for n in range(num_levels):
+            size = input_size if n == 0 else self.output_size
+            if bidirectional:
+                levels.append(Bidirectional(kind, size, hidden_size, impl=impl, **cell_kwargs))
+            else:
+                levels.append(Recurrent(make_cell(kind, size, hidden_size, **cell_kwargs), impl=impl))
+        self.levels = nn.ModuleList(levels)
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.levels)
+
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor | None = None, return_levels: bool = False):
+        x_lens = check_batch(x, x_lens, self.input_size)
+        outputs = []
+        for level in self.levels:
+            x = level(x, x_lens) if self.bidirectional else level(x, x_lens, return_final=False)[0]
+            outputs.append(x)
+        return outputs if return_levels else x

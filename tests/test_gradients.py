@@ -66,13 +66,14 @@ def test_recall_task_shapes_labels_and_learnability(ci_corpus):
 
 def test_framewise_classifier_learns_and_scores_folded_frames(ci_corpus):
     from asrlib.data import SpeechDataset, loader
-    from asrlib.framewise import FrameClassifier, frame_accuracy, train_framewise
+    from asrlib.framewise import frame_accuracy, train_framewise
+    from asrlib.models import AcousticModel
 
     torch.manual_seed(0)
     train = loader(SpeechDataset(ci_corpus, "dev"), batch_size=16)  # small and fast
     test = loader(SpeechDataset(ci_corpus, "test"), batch_size=32, shuffle=False)
     fold = ci_corpus.phones.fold_table()
-    model = FrameClassifier("lstm", 32, ci_corpus.phones.num_classes, peephole=False)
+    model = AcousticModel("lstm", 123, 32, 1, ci_corpus.phones.num_classes, bidirectional=False, peephole=False)
     before = frame_accuracy(model, test, fold)
     history = train_framewise(model, train, test, fold, epochs=3, progress=False)
     assert history["dev_accuracy"][-1] > before + 0.15
