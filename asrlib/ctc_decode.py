@@ -1,0 +1,280 @@
+"""Decoding CTC outputs (section 3.3): best path, prefix search, and the paper's beam search.
+
+All three take one utterance's ``log_probs : (T, V)`` (``ln Pr(k|t)``); :func:`decode_batch`
+runs any of them over a batch ``(T, B, V)`` with lengths.
+
+* :func:`greedy`, best path decoding: the most probable label at every frame, collapsed by B.
+  Fast, but it finds the most probable *alignment*, not the most probable *labelling*.
+* :func:`prefix_search`, Graves et al. (2006): a best-first search over label prefixes with
+  the exact CTC prefix probabilities; it finds the most probable labelling given enough
+  expansions (capped by ``max_expansions``).
+* :func:`beam_search`, the paper's decoder: a beam of W label sequences scored by their exact
+  CTC probability ``Pr(y|x)``, n-best list sorted by it, no length normalisation, W = 100 in
+  the paper. The paper describes it as the transducer's beam search (Graves 2012) with
+  ``Pr(k|t,u) = Pr(k|t)``; read literally (:func:`transducer_beam_search`, where a label does
+  not consume a frame) that fails on a trained CTC network, which puts almost no blank on a
+  spike frame and so repeats the spike's label without end. :func:`beam_search` keeps CTC's
+  own alignment rules inside the same beam.
+
+Hypotheses are tuples of labels; scores are natural logs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from asrlib.ctc import collapse
+
+NEG_INF = -math.inf
+# Beyond this many nats below a hypothesis, another path's probability cannot change its
+# float64 log score (e^-40 ~ 4e-18): the prefix sums of the beam search stop there.
+NEGLIGIBLE = 40.0
+
+
+def _as_numpy(log_probs) -> np.ndarray:
+    if isinstance(log_probs, torch.Tensor):
+        log_probs = log_probs.detach().to("cpu", torch.float64).numpy()
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    if log_probs.ndim != 2:
+        raise ValueError(f"log_probs must be one utterance of shape (T, V), got {log_probs.shape}")
+    return log_probs
+
+
+def _logsumexp(a: float, b: float) -> float:
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+
+def greedy(log_probs, blank: int = 0) -> list[tuple[tuple[int, ...], float]]:
+    """Best path: ``[(labels, ln Pr(best path))]``."""
+    lp = _as_numpy(log_probs)
+    path = lp.argmax(1)
+    return [(tuple(collapse(path.tolist(), blank)), float(lp[np.arange(len(lp)), path].sum()))]
+
+
+def transducer_beam_search(
+    log_probs, beam: int = 100, blank: int = 0, nbest: int | None = None,
+    prob_fn: Callable[[int, tuple[int, ...]], np.ndarray] | None = None,
+) -> list[tuple[tuple[int, ...], float]]:
+    """The transducer beam search of Graves (2012), Algorithm 1, taken literally.
+
+    With ``prob_fn`` it decodes an RNN transducer. Without it, ``Pr(k|t,u) = Pr(k|t)`` read
+    literally: a label does not consume a frame. On a trained CTC network that reading
+    fails: at a spike frame the blank (the only way on to the next frame) has probability
+    ~e^-8, so it emits the spike's label again and again. :func:`beam_search` is the reading
+    that works, CTC's own alignment rules inside the same beam.
+
+    Parameters
+    ----------
+    log_probs : array or Tensor, shape (T, V)
+        ``ln Pr(k|t)``; only its length is used when ``prob_fn`` is given.
+    beam : int
+        W, the hypotheses kept after every frame (the paper: 100).
+    nbest : int, optional
+        How many hypotheses to return (default: all W).
+    prob_fn : callable, optional
+        ``prob_fn(t, y) -> ln Pr(k | t, y)`` over V, for a transducer whose output depends on
+        the labels so far. Default: ``log_probs[t]``, the CTC case.
+
+    Returns
+    -------
+    list of (labels, ln Pr(labels)), most probable first.
+
+    Per frame t, with B the hypotheses after frame t - 1: each hypothesis first collects the
+    probability of reaching it from its prefixes in B by emitting labels at frame t; then the
+    most probable hypothesis of A is repeatedly taken out, moved to the new B with a blank
+    (``* Pr(blank|t)``) and extended by every label k (``* Pr(k|t)``) back into A, until B holds
+    W hypotheses more probable than any left in A. Extensions are generated lazily, in order
+    of ``Pr(k|t)``, so only those that can still enter the beam are ever built; an extension
+    that is already in B was counted by the prefix sums and is not added twice.
+    """
+    lp = _as_numpy(log_probs)
+    if beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    T, V = lp.shape
+    if not 0 <= blank < V:
+        raise ValueError(f"blank must lie in 0..{V - 1}, got {blank}")
+    labels = np.array([k for k in range(V) if k != blank])
+    get = prob_fn if prob_fn is not None else (lambda t, y: lp[t])
+    hyps: dict[tuple[int, ...], float] = {(): 0.0}
+    for t in range(T):
+        # A = B, with the prefix sums: Pr(y) += Pr(y') Pr(y|y', t) for every proper prefix y' in A
+        # (with the prefixes' scores from frame t - 1: a path through an intermediate prefix is
+        # already in the product Pr(y|y', t))
+        A = dict(hyps)
+        for y in hyps:
+            score = hyps[y]
+            extension = 0.0
+            for j in range(len(y) - 1, -1, -1):
+                extension += get(t, y[:j])[y[j]]
+                if extension < score - NEGLIGIBLE:
+                    break
+                prefix = hyps.get(y[:j])
+                if prefix is not None:
+                    score = _logsumexp(score, prefix + extension)
+            A[y] = score
+        original = set(hyps)
+        # A as a max-heap of entries (-score, id, y, rank); rank -1 is y itself, rank r >= 0 its
+        # r-th most probable extension, generated when its predecessor leaves the heap
+        heap = [(-s, i, y, -1, None) for i, (y, s) in enumerate(A.items())]
+        heapq.heapify(heap)
+        counter = len(heap)
+        new: dict[tuple[int, ...], float] = {}
+        best_new: list[float] = []  # min-heap of the W best scores in the new B
+        while heap:
+            if len(best_new) >= beam and best_new[0] >= -heap[0][0]:
+                break
+            neg, _, y, rank, order = heapq.heappop(heap)
+            score = -neg
+            if rank >= 0:  # a lazy extension: build it, queue the next-best extension of its parent
+                parent, dist = y
+                k = int(order[rank])
+                y = parent + (k,)
+                if rank + 1 < len(order):
+                    heapq.heappush(heap, (-(score - dist[k] + dist[order[rank + 1]]), counter, (parent, dist), rank + 1, order))
+                    counter += 1
+                if y in original:  # counted by the prefix sums
+                    continue
+            dist = get(t, y)
+            blank_score = score + dist[blank]
+            new[y] = _logsumexp(new.get(y, NEG_INF), blank_score)
+            heapq.heappush(best_new, blank_score)
+            if len(best_new) > beam:
+                heapq.heappop(best_new)
+            order = labels[np.argsort(-dist[labels], kind="stable")]
+            heapq.heappush(heap, (-(score + dist[order[0]]), counter, (y, dist), 0, order))
+            counter += 1
+        hyps = dict(heapq.nlargest(beam, new.items(), key=lambda item: item[1]))
+    ranked = sorted(hyps.items(), key=lambda item: -item[1])
+    return ranked[: nbest or beam]
+
+
+def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = None) -> list[tuple[tuple[int, ...], float]]:
+    """The paper's beam search for CTC: ``[(labels, ln Pr(labels|x))]``, most probable first.
+
+    A beam of W label sequences with their exact CTC probabilities so far, each split into
+    the paths ending in a blank (``pb``) and in its last label (``pn``). Per frame a sequence
+    stays (a blank, or its last label repeated, which B merges) or grows by a label k; growing
+    by its own last label needs a blank in between, so only ``pb`` feeds it. Paths reaching the
+    same sequence are summed. The W most probable sequences are kept, sorted by ``Pr(y)``
+    without length normalisation; W = 100 in the paper.
+
+    Vectorised: the W x K extension scores of a frame are one numpy operation. A new sequence
+    has a single parent, so only the W best extensions (and those that land on a sequence
+    already in the beam) can survive the cut to W, and only they are built: the result is the
+    same as building all W x K.
+    """
+    lp = _as_numpy(log_probs)
+    if beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    T, V = lp.shape
+    if not 0 <= blank < V:
+        raise ValueError(f"blank must lie in 0..{V - 1}, got {blank}")
+    labels = np.array([k for k in range(V) if k != blank])
+    column = {int(k): i for i, k in enumerate(labels)}
+    hyps: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}
+    for t in range(T):
+        row = lp[t]
+        keys = list(hyps)
+        pb = np.array([hyps[y][0] for y in keys])
+        pn = np.array([hyps[y][1] for y in keys])
+        total = np.logaddexp(pb, pn)
+        last = np.array([y[-1] if y else -1 for y in keys])
+        ext = np.where(labels[None, :] == last[:, None], pb[:, None], total[:, None]) + row[labels][None, :]
+        stay_label = np.where(last >= 0, pn + row[np.maximum(last, 0)], NEG_INF)
+        new = {y: [total[i] + row[blank], stay_label[i]] for i, y in enumerate(keys)}
+        index = {y: i for i, y in enumerate(keys)}
+        for y in keys:  # extensions landing on a sequence already in the beam
+            j = index.get(y[:-1]) if y else None
+            if j is not None:
+                c = column[y[-1]]
+                new[y][1] = _logsumexp(new[y][1], ext[j, c])
+                ext[j, c] = NEG_INF
+        flat = ext.ravel()
+        m = min(beam, int(np.isfinite(flat).sum()))
+        if m:
+            for f in np.argpartition(-flat, m - 1)[:m]:
+                j, c = divmod(int(f), len(labels))
+                new[keys[j] + (int(labels[c]),)] = [NEG_INF, flat[f]]
+        scored = sorted(new.items(), key=lambda item: -np.logaddexp(*item[1]))[:beam]
+        hyps = {y: (b, n) for y, (b, n) in scored}
+    ranked = [(y, float(np.logaddexp(b, n))) for y, (b, n) in hyps.items()]
+    return ranked[: nbest or beam]
+
+
+def prefix_search(log_probs, blank: int = 0, max_expansions: int = 10_000) -> list[tuple[tuple[int, ...], float]]:
+    """CTC prefix search (Graves et al. 2006, section 3.2): ``[(labels, ln Pr(labels|x))]``.
+
+    Expands the most probable prefix p* by every label at once (vectorised over labels), with
+    the exact CTC forward variables of each extension ending in a label (``gn``) or a blank
+    (``gb``); stops when the best complete labelling is at least as probable as any prefix left
+    to expand, or after ``max_expansions`` (then the best labelling found so far).
+    """
+    lp = _as_numpy(log_probs)
+    T, V = lp.shape
+    if not 0 <= blank < V:
+        raise ValueError(f"blank must lie in 0..{V - 1}, got {blank}")
+    labels = np.array([k for k in range(V) if k != blank])
+    # the empty prefix: only blanks
+    gb = np.cumsum(lp[:, blank])                # ln gamma_t(empty, ends in blank)
+    gn = np.full(T, NEG_INF)
+    best, best_score = (), gb[-1]
+    empty_prefix = np.log(max(-np.expm1(gb[-1]), 1e-300)) if T else NEG_INF  # 1 - Pr(only blanks)
+    frontier = [(-empty_prefix, 0, ())]
+    forward = {(): (gn, gb)}
+    counter = 1
+    for _ in range(max_expansions):
+        if not frontier or -frontier[0][0] <= best_score:
+            break
+        _, _, p = heapq.heappop(frontier)
+        pn, pb = forward.pop(p)
+        # for all labels k at once: the forward variables of p + k
+        new_n = np.full((T, len(labels)), NEG_INF)
+        new_b = np.full((T, len(labels)), NEG_INF)
+        repeat = (labels == p[-1]) if p else np.zeros(len(labels), bool)
+        prefix_prob = np.full(len(labels), NEG_INF)
+        for t in range(T):
+            y = lp[t, labels]
+            if t == 0:
+                new_label = np.full(len(labels), 0.0 if not p else NEG_INF)
+            else:
+                # a new label after p: p ended in a blank, or in another label
+                new_label = np.where(repeat, pb[t - 1], np.logaddexp(pb[t - 1], pn[t - 1]))
+                new_n[t] = np.logaddexp(new_n[t - 1], new_label) + y
+                new_b[t] = np.logaddexp(new_b[t - 1], new_n[t - 1]) + lp[t, blank]
+            if t == 0:
+                new_n[0] = new_label + y
+            prefix_prob = np.logaddexp(prefix_prob, new_label + y)
+        complete = np.logaddexp(new_n[-1], new_b[-1])
+        for i, k in enumerate(labels):
+            y = p + (int(k),)
+            if complete[i] > best_score:
+                best, best_score = y, float(complete[i])
+            if prefix_prob[i] > best_score:
+                forward[y] = (new_n[:, i], new_b[:, i])
+                heapq.heappush(frontier, (-float(prefix_prob[i]), counter, y))
+                counter += 1
+    return [(best, float(best_score))]
+
+
+DECODERS = {"greedy": greedy, "prefix": prefix_search, "beam": beam_search}
+
+
+def decode_batch(log_probs: torch.Tensor, input_lengths, method: str = "beam", **kwargs) -> list[list[tuple[tuple[int, ...], float]]]:
+    """Decode every utterance of ``log_probs : (T, B, V)`` within its length with one of
+    :data:`DECODERS`; returns one hypothesis list per utterance."""
+    if method not in DECODERS:
+        raise ValueError(f"unknown decoder {method!r}; expected one of {sorted(DECODERS)}")
+    if log_probs.ndim != 3:
+        raise ValueError(f"log_probs must have shape (T, B, V), got {tuple(log_probs.shape)}")
+    lp = log_probs.detach().to("cpu", torch.float64).numpy()
+    lengths = torch.as_tensor(input_lengths).tolist()
+    return [DECODERS[method](lp[:n, b], **kwargs) for b, n in enumerate(lengths)]
