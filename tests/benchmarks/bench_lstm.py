@@ -12,40 +12,14 @@ torch.nn.LSTM. Not a test: run it, and record its output with the commit, device
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import subprocess
 import time
 
 import torch
 from torch import nn
 
-from asrlib.cells import LSTMCell
-from asrlib.layers import Recurrent
-
-
-class StackedBLSTM(nn.Module):
-    """Deep bidirectional LSTM from asrlib layers: every level reads both directions below."""
-
-    def __init__(self, input_size, hidden, levels, peephole, impl="auto"):
-        super().__init__()
-        self.layers = nn.ModuleList()
-        size = input_size
-        for _ in range(levels):
-            self.layers.append(nn.ModuleList([
-                Recurrent(LSTMCell(size, hidden, peephole=peephole), reverse=rev, impl=impl) for rev in (False, True)
-            ]))
-            size = 2 * hidden
-
-    def forward(self, x, x_lens=None):
-        for fwd, bwd in self.layers:
-            x = torch.cat([fwd(x, x_lens)[0], bwd(x, x_lens)[0]], dim=-1)
-        return x
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from asrlib.layers import DeepRecurrent
+from common import provenance, sync
 
 
 def time_once(model, x, device, train):
@@ -81,11 +55,11 @@ def main():
     x = torch.randn(args.batch, args.frames, 123, device=device)
     models = {
         "torch.nn.LSTM (anchor)": nn.LSTM(123, args.hidden, args.levels, bidirectional=True, batch_first=True),
-        "asrlib LSTM, no peepholes": StackedBLSTM(123, args.hidden, args.levels, peephole=False),
-        "asrlib LSTM, peepholes (fused)": StackedBLSTM(123, args.hidden, args.levels, peephole=True),
+        "asrlib LSTM, no peepholes": DeepRecurrent("lstm", 123, args.hidden, args.levels, peephole=False),
+        "asrlib LSTM, peepholes (fused)": DeepRecurrent("lstm", 123, args.hidden, args.levels, peephole=True),
     }
     if args.with_loop:
-        models["asrlib LSTM, peepholes (loop)"] = StackedBLSTM(123, args.hidden, args.levels, peephole=True, impl="loop")
+        models["asrlib LSTM, peepholes (loop)"] = DeepRecurrent("lstm", 123, args.hidden, args.levels, impl="loop", peephole=True)
     models = {k: m.to(device) for k, m in models.items()}
     results = {}
     for mode in ("train", "inference"):
@@ -98,12 +72,9 @@ def main():
                 times[k].append(time_once(m, x, device, mode == "train"))
         results[mode] = {k: statistics.median(v) for k, v in times.items()}
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# LSTM benchmark: {args.levels} bidirectional levels x {args.hidden} cells, 123 inputs, "
           f"batch {args.batch}, {args.frames} frames")
-    print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"commit {commit}, {time.strftime('%Y-%m-%d')}, median of {args.repeats}")
+    print(f"# {provenance(device)}, median of {args.repeats}")
     anchor = "torch.nn.LSTM (anchor)"
     print(f"{'variant':34s} {'train step':>12s} {'ratio':>7s} {'inference':>12s} {'ratio':>7s}")
     for k in models:
