@@ -138,9 +138,11 @@ def forward_backward(log_probs, targets, input_lengths, target_lengths, blank: i
     ``alpha_t(s) + beta_t(s) - ln Pr(z'_s|t)`` is the log probability of all alignments through
     state s at frame t. Frames past an utterance's length hold -inf.
     """
-    log_probs, targets, input_lengths, target_lengths = check_inputs(
-        log_probs, targets, input_lengths, target_lengths, blank
-    )
+    return _trellis(*check_inputs(log_probs, targets, input_lengths, target_lengths, blank), blank)
+
+
+def _trellis(log_probs, targets, input_lengths, target_lengths, blank: int) -> Trellis:
+    """:func:`forward_backward` on arguments already checked by :func:`check_inputs`."""
     log_probs = log_probs.detach()
     T, B, _ = log_probs.shape
     states, skip = extend(targets, target_lengths, blank)
@@ -209,7 +211,7 @@ def occupation(trellis: Trellis, log_probs: torch.Tensor) -> torch.Tensor:
 class _CTCLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank):
-        trellis = forward_backward(log_probs, targets, input_lengths, target_lengths, blank)
+        trellis = _trellis(log_probs, targets, input_lengths, target_lengths, blank)  # checked by ctc_loss
         gamma = occupation(trellis, log_probs)
         ctx.save_for_backward(gamma)
         return -trellis.log_p

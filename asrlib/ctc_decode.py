@@ -45,6 +45,18 @@ def _as_numpy(log_probs) -> np.ndarray:
     return log_probs
 
 
+def _prepare(log_probs, blank: int, beam: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Check a decoder's arguments; return ``log_probs`` as float64 numpy and the labels
+    other than the blank."""
+    lp = _as_numpy(log_probs)
+    if beam is not None and beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    V = lp.shape[1]
+    if not 0 <= blank < V:
+        raise ValueError(f"blank must lie in 0..{V - 1}, got {blank}")
+    return lp, np.array([k for k in range(V) if k != blank])
+
+
 def _logsumexp(a: float, b: float) -> float:
     if a == NEG_INF:
         return b
@@ -96,13 +108,8 @@ def transducer_beam_search(
     of ``Pr(k|t)``, so only those that can still enter the beam are ever built; an extension
     that is already in B was counted by the prefix sums and is not added twice.
     """
-    lp = _as_numpy(log_probs)
-    if beam < 1:
-        raise ValueError(f"beam must be at least 1, got {beam}")
-    T, V = lp.shape
-    if not 0 <= blank < V:
-        raise ValueError(f"blank must lie in 0..{V - 1}, got {blank}")
-    labels = np.array([k for k in range(V) if k != blank])
+    lp, labels = _prepare(log_probs, blank, beam)
+    T = len(lp)
     get = prob_fn if prob_fn is not None else (lambda t, y: lp[t])
     hyps: dict[tuple[int, ...], float] = {(): 0.0}
     for t in range(T):
@@ -172,13 +179,8 @@ def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = 
     already in the beam) can survive the cut to W, and only they are built: the result is the
     same as building all W x K.
     """
-    lp = _as_numpy(log_probs)
-    if beam < 1:
-        raise ValueError(f"beam must be at least 1, got {beam}")
-    T, V = lp.shape
-    if not 0 <= blank < V:
-        raise ValueError(f"blank must lie in 0..{V - 1}, got {blank}")
-    labels = np.array([k for k in range(V) if k != blank])
+    lp, labels = _prepare(log_probs, blank, beam)
+    T = len(lp)
     column = {int(k): i for i, k in enumerate(labels)}
     hyps: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}
     for t in range(T):
@@ -218,11 +220,8 @@ def prefix_search(log_probs, blank: int = 0, max_expansions: int = 10_000) -> li
     (``gb``); stops when the best complete labelling is at least as probable as any prefix left
     to expand, or after ``max_expansions`` (then the best labelling found so far).
     """
-    lp = _as_numpy(log_probs)
-    T, V = lp.shape
-    if not 0 <= blank < V:
-        raise ValueError(f"blank must lie in 0..{V - 1}, got {blank}")
-    labels = np.array([k for k in range(V) if k != blank])
+    lp, labels = _prepare(log_probs, blank)
+    T = len(lp)
     # the empty prefix: only blanks
     gb = np.cumsum(lp[:, blank])                # ln gamma_t(empty, ends in blank)
     gn = np.full(T, NEG_INF)
@@ -243,15 +242,14 @@ def prefix_search(log_probs, blank: int = 0, max_expansions: int = 10_000) -> li
         prefix_prob = np.full(len(labels), NEG_INF)
         for t in range(T):
             y = lp[t, labels]
-            if t == 0:
+            if t == 0:  # only the empty prefix can be followed by a label at the first frame
                 new_label = np.full(len(labels), 0.0 if not p else NEG_INF)
+                new_n[0] = new_label + y
             else:
                 # a new label after p: p ended in a blank, or in another label
                 new_label = np.where(repeat, pb[t - 1], np.logaddexp(pb[t - 1], pn[t - 1]))
                 new_n[t] = np.logaddexp(new_n[t - 1], new_label) + y
                 new_b[t] = np.logaddexp(new_b[t - 1], new_n[t - 1]) + lp[t, blank]
-            if t == 0:
-                new_n[0] = new_label + y
             prefix_prob = np.logaddexp(prefix_prob, new_label + y)
         complete = np.logaddexp(new_n[-1], new_b[-1])
         for i, k in enumerate(labels):
