@@ -35,6 +35,14 @@ class Batch(NamedTuple):
         """The batch on ``device`` (lengths too: CTC on CUDA wants them there)."""
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in self))
 
+    def select(self, i: int) -> Batch:
+        """Utterance ``i`` alone, as a batch of one without padding."""
+        T, U = int(self.x_lens[i]), int(self.y_lens[i])
+        return Batch(
+            self.x[i : i + 1, :T], self.x_lens[i : i + 1], self.y[i : i + 1, :U], self.y_lens[i : i + 1],
+            self.frame_y[i : i + 1, :T],
+        )
+
 
 class Item(NamedTuple):
     x: torch.Tensor        # (T, 123)
@@ -128,8 +136,12 @@ class LengthBucketSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _batches(self) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This process's batches of ``epoch`` (what iterating yields in that epoch)."""
+        return [b.tolist() for b in self._batches(epoch)]
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.lengths))
         size = self.batch_size * self.pool
         batches = []
@@ -142,12 +154,12 @@ class LengthBucketSampler(Sampler[list[int]]):
         return batches[self.rank : usable : self.num_replicas]
 
     def __iter__(self):
-        batches = self._batches()
+        batches = self.epoch_batches(self.epoch)
         self.epoch += 1
-        return iter([b.tolist() for b in batches])
+        return iter(batches)
 
     def __len__(self) -> int:
-        return len(self._batches())
+        return len(self._batches(self.epoch))
 
 
 def loader(

@@ -11,14 +11,12 @@ Accuracy is scored after folding both the prediction and the target onto the 39 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from asrlib.data import IGNORE_INDEX
+from asrlib.train import Objective, TrainConfig, train
 
 
 @torch.no_grad()
@@ -54,32 +52,35 @@ def frame_accuracy(model: nn.Module, loader, fold_table: list[int], device: torc
     return correct / max(total, 1)
 
 
+class FramewiseObjective(Objective):
+    """Cross-entropy of every real frame against its phone; the unit is the frame, the dev
+    score the folded frame accuracy (:func:`frame_accuracy`)."""
+
+    monitor, mode = "accuracy", "max"
+
+    def __init__(self, fold_table: list[int]):
+        self.fold_table = fold_table
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        logits = model(batch.x, batch.x_lens)
+        return nn.functional.cross_entropy(logits.transpose(1, 2), batch.frame_y, ignore_index=IGNORE_INDEX,
+                                           reduction="sum")
+
+    def count(self, batch) -> int:
+        return int((batch.frame_y != IGNORE_INDEX).sum())
+
+    def evaluate(self, model: nn.Module, data, device) -> dict[str, float]:
+        return {"accuracy": frame_accuracy(model, data, self.fold_table, device)}
+
+
 def train_framewise(
-    model: nn.Module, train_loader, dev_loader, fold_table: list[int], epochs: int = 5, lr: float = 3e-3,
-    clip: float = 1.0, device: torch.device | str = "cpu", progress: bool = True,
+    model: nn.Module, train_set, dev_set, fold_table: list[int], epochs: int = 5, lr: float = 3e-3,
+    clip: float = 1.0, device: torch.device | str = "cpu", progress: bool = True, batch_size: int = 16,
 ) -> dict:
     """Adam on the framewise cross-entropy, its learning rate decayed to zero over the epochs on
     a cosine (so the last epoch is a settled one, not a step of a still-large learning rate);
-    the dev accuracy after every epoch."""
-    model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * len(train_loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step / steps, 1))))
-    history = {"epoch": [], "train_loss": [], "dev_accuracy": []}
-    for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False):
-        total, frames = 0.0, 0
-        for batch in train_loader:
-            batch = batch.to(device)
-            logits = model(batch.x, batch.x_lens)
-            loss = nn.functional.cross_entropy(logits.transpose(1, 2), batch.frame_y, ignore_index=IGNORE_INDEX)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-            schedule.step()
-            n = (batch.frame_y != IGNORE_INDEX).sum().item()
-            total, frames = total + loss.item() * n, frames + n
-        history["epoch"].append(epoch)
-        history["train_loss"].append(total / frames)
-        history["dev_accuracy"].append(frame_accuracy(model, dev_loader, fold_table, device))
-    return history
+    the dev accuracy after every epoch. :func:`asrlib.train.train` with the settings above; the
+    model keeps its last epoch's weights."""
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr, schedule="cosine", clip=clip,
+                         restore_best=False, progress=progress)
+    return train(model, FramewiseObjective(fold_table), train_set, dev_set, config, device=device)

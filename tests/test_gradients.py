@@ -70,11 +70,12 @@ def test_framewise_classifier_learns_and_scores_folded_frames(ci_corpus):
     from asrlib.models import AcousticModel
 
     torch.manual_seed(0)
-    train = loader(SpeechDataset(ci_corpus, "dev"), batch_size=16)  # small and fast
-    test = loader(SpeechDataset(ci_corpus, "test"), batch_size=32, shuffle=False)
+    train = SpeechDataset(ci_corpus, "dev")  # small and fast
+    test_set = SpeechDataset(ci_corpus, "test")
+    test = loader(test_set, batch_size=32, shuffle=False)
     fold = ci_corpus.phones.fold_table()
     model = AcousticModel("lstm", 123, 32, 1, ci_corpus.phones.num_classes, bidirectional=False, peephole=False)
     before = frame_accuracy(model, test, fold)
-    history = train_framewise(model, train, test, fold, epochs=3, progress=False)
+    history = train_framewise(model, train, test_set, fold, epochs=3, progress=False)
     assert history["dev_accuracy"][-1] > before + 0.15
     assert len(fold) == ci_corpus.phones.num_classes and fold[0] == -1

@@ -1,0 +1,79 @@
+"""A tiny CTC training run for the trainer's tests, importable and runnable as a script.
+
+``python tests/train_job.py CHECKPOINT [SLEEP]`` trains and saves the final weights beside the
+checkpoint; under ``torchrun`` the same script trains with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+from torch.utils.data import Dataset
+
+from asrlib.data import Item
+from asrlib.models import build_model
+from asrlib.phones import PhoneSet
+from asrlib.train import CTCObjective, TrainConfig, train
+
+FEATURES = 8
+PHONES = PhoneSet("timit")
+
+
+class TinySet(Dataset):
+    """``n`` random utterances of 12-30 frames with 2-5 labels from 1..6."""
+
+    def __init__(self, n: int = 16, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.items, self.ids = [], [f"tiny{k}" for k in range(n)]
+        for _ in range(n):
+            T = int(torch.randint(12, 31, (1,), generator=g))
+            U = int(torch.randint(2, 6, (1,), generator=g))
+            y = torch.randint(1, 7, (U,), generator=g)
+            self.items.append(Item(torch.randn(T, FEATURES, generator=g), y, torch.zeros(T, dtype=torch.long)))
+        self.num_frames = torch.tensor([len(it.x) for it in self.items]).numpy()
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, k):
+        return self.items[k]
+
+
+class SlowCTC(CTCObjective):
+    """CTC that sleeps before every loss, so that a test can kill the run part-way."""
+
+    def __init__(self, sleep: float):
+        super().__init__(PHONES, monitor="loss")
+        self.sleep = sleep
+
+    def loss(self, model, batch):
+        time.sleep(self.sleep)
+        return super().loss(model, batch)
+
+
+def model(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model("CTC-1l-6h-nopeep", input_size=FEATURES, num_classes=PHONES.num_classes, init="paper")
+
+
+def run(checkpoint=None, sleep: float = 0.0, data=None, **settings):
+    settings = {"epochs": 4, "batch_size": 4, "lr": 0.01, "checkpoint_every": 2, "progress": False,
+                "weight_noise": 0.05, **settings}
+    train_set = data if data is not None else TinySet(16)
+    net = model()
+    history = train(net, SlowCTC(sleep), train_set, TinySet(4, seed=1), TrainConfig(**settings), device="cpu",
+                    checkpoint=checkpoint)
+    return net, history
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    path, sleep = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    if "--ddp" in sys.argv:  # one full batch per step: two processes of 8 against one process of 16
+        net, history = run(None, epochs=3, batch_size=8, weight_noise=0.0, checkpoint_every=None)
+    else:
+        net, history = run(path, sleep)
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        torch.save({"model": net.state_dict(), "history": history}, path + ".final")
