@@ -60,9 +60,10 @@ def _as_lengths(lengths, B: int, name: str, device) -> torch.Tensor:
 def check_inputs(log_probs, targets, input_lengths, target_lengths, blank: int = 0):
     """Validate ``F.ctc_loss``-style arguments; return ``(log_probs (T, B, V), targets (B, U)
     padded, input_lengths, target_lengths)`` with lengths as long tensors on the device."""
-    if log_probs.ndim == 2:  # one unbatched sequence (T, V), as torch allows
+    if log_probs.ndim == 2:  # one unbatched sequence (T, V), lengths scalars, as torch allows
         log_probs = log_probs.unsqueeze(1)
         targets = targets.reshape(1, -1)
+        input_lengths, target_lengths = (torch.as_tensor(n).reshape(-1) for n in (input_lengths, target_lengths))
     if log_probs.ndim != 3:
         raise ValueError(f"log_probs must have shape (T, B, V), got {tuple(log_probs.shape)}")
     T, B, V = log_probs.shape

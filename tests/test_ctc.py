@@ -124,3 +124,11 @@ def test_cuda_equals_cpu():
     cpu = ctc_loss(x.log_softmax(-1), TARGETS, INPUT_LENGTHS, TARGET_LENGTHS, zero_infinity=True)
     gpu = ctc_loss(x.cuda().log_softmax(-1), TARGETS.cuda(), INPUT_LENGTHS.cuda(), TARGET_LENGTHS.cuda(), zero_infinity=True)
     torch.testing.assert_close(gpu.cpu(), cpu)
+
+
+def test_unbatched_input_takes_scalar_lengths_like_torch():
+    lp = torch.randn(9, 5, dtype=torch.float64).log_softmax(-1)
+    target = torch.tensor([1, 3, 3])
+    ours = ctc_loss(lp, target, 9, 3, reduction="sum")
+    torch.testing.assert_close(ours, F.ctc_loss(lp, target, torch.tensor(9), torch.tensor(3), reduction="sum"))
+    torch.testing.assert_close(ours, ctc_loss(lp[:, None], target[None], [9], [3], reduction="sum"))

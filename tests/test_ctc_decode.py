@@ -126,3 +126,26 @@ def test_bad_arguments():
         beam_search(np.zeros((2, 3)), beam=0)
     with pytest.raises(ValueError, match="unknown decoder"):
         decode_batch(torch.zeros(2, 1, 3), [2], method="viterbi")
+
+
+def test_sectioned_prefix_search_matches_the_whole_search_on_peaky_outputs():
+    """Cutting at near-certain blanks keeps the labelling; the score is a lower bound."""
+    rng = np.random.default_rng(5)
+    T, V, z = 60, 6, [2, 2, 4, 1, 5, 5, 3]
+    lp = np.full((T, V), -6.0)
+    lp[:, 0] = -0.0005
+    for i, k in enumerate(z):
+        lp[4 + 7 * i, :] = -6.0
+        lp[4 + 7 * i, k] = -0.3  # a hesitant spike: the blank keeps some probability there
+        lp[5 + 7 * i, k] = -1.0  # and the label a little on the next frame
+    lp += 0.05 * rng.normal(size=lp.shape)
+    lp -= np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    (whole, exact), = prefix_search(lp, split_at=None)
+    (cut, bound), = prefix_search(lp)
+    assert list(whole) == list(cut) == z
+    true = -ctc_loss(torch.tensor(lp), torch.tensor(z), T, len(z), reduction="sum").item()
+    assert exact == pytest.approx(true, abs=1e-9)
+    assert bound <= exact + 1e-12 and bound > exact - 1.0
+    assert prefix_search(np.log(np.full((4, 3), 1 / 3)), split_at=0.2)[0][0] == ()  # every frame cut: nothing left
+    with pytest.raises(ValueError, match="split_at"):
+        prefix_search(lp, split_at=1.0)

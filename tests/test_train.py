@@ -216,3 +216,30 @@ def test_ctc_objective_impls_agree_and_batch_select_drops_padding():
     alone = sum(CTCObjective(train_job.PHONES).loss(net, batch.select(k)) for k in range(4))
     torch.testing.assert_close(alone, ours)
     assert batch.select(1).x.shape == (1, len(data[1].x), 8)
+
+
+def test_run_command_trains_scores_and_resumes(tmp_path, ci_corpus):
+    import json
+
+    from asrlib import run
+
+    argv = ["CTC-1l-8h-nopeep", "--out", str(tmp_path), "--corpus", "synthetic", "--size", "ci", "--epochs", "1",
+            "--beam", "4", "--lr", "3e-3", "--device", "cpu"]
+    results = run.main(argv)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["test_per_greedy"] == results["test_per_greedy"] and 0 < saved["test_per_beam"] <= 1.5
+    assert saved["provenance"]["command"].endswith(" ".join(argv)) and saved["stages"]["train"]["epochs"] == 1
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["train"]["step_loss"]) == 30  # 480 utterances in batches of 16
+    again = run.main(argv)  # resumes from the finished checkpoint: no more training, same result
+    assert again["test_per_beam"] == results["test_per_beam"]
+    with pytest.raises(SystemExit, match="transducer"):
+        run.main(["Trans-1l-8h", "--out", str(tmp_path / "t"), "--size", "ci"])
+
+
+def test_paper_recipe_is_sgd_per_sequence_then_weight_noise():
+    from asrlib import run
+
+    (s1, c1, m1), (s2, c2, m2) = run.stages(run.parser().parse_args(["CTC-3l-250h", "--out", "x", "--paper"]))
+    assert (c1.optimizer, c1.lr, c1.momentum, c1.batch_size, c1.reduction, c1.weight_noise) == ("sgd", 1e-4, 0.9, 1, "sum", 0)
+    assert (c2.weight_noise, c2.noise_per, m1, m2) == (0.075, "sequence", "loss", "per")

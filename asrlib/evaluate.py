@@ -1,0 +1,63 @@
+"""Scoring a trained CTC network on a split: decode every utterance, count phone errors.
+
+:func:`log_probs_of` runs the network over a split once; :func:`score` decodes those outputs
+with any decoder of :mod:`asrlib.ctc_decode` and returns the errors (phone error rate after
+folding to the 39 classes, with substitutions, deletions and insertions), the hypotheses and
+the decoding time. Chapter 6 and ``python -m asrlib.run`` use both.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from asrlib.ctc_decode import DECODERS
+from asrlib.data import loader
+from asrlib.metrics import ErrorCounts, phone_errors
+
+
+class Outputs(NamedTuple):
+    """A split's network outputs: ``log_probs[i] : (T_i, V)`` float32 on the CPU, and the
+    reference phones ``references[i]`` of utterance ``ids[i]``."""
+
+    ids: list[str]
+    log_probs: list[torch.Tensor]
+    references: list[list[int]]
+
+
+class Score(NamedTuple):
+    errors: ErrorCounts
+    hypotheses: list[tuple[int, ...]]
+    seconds: float
+
+
+@torch.no_grad()
+def log_probs_of(model: nn.Module, dataset, device: torch.device | str = "cpu", batch_size: int = 32) -> Outputs:
+    """Run ``model`` (``(x, x_lens) -> (B, T, V)`` logits) over every utterance of ``dataset``."""
+    was_training = model.training
+    model.eval()
+    out, refs = [], []
+    for batch in loader(dataset, batch_size, shuffle=False):
+        batch = batch.to(device)
+        lp = model(batch.x, batch.x_lens).log_softmax(-1).float().cpu()
+        for b, (n, u) in enumerate(zip(batch.x_lens.tolist(), batch.y_lens.tolist())):
+            out.append(lp[b, :n])
+            refs.append(batch.y[b, :u].tolist())
+    model.train(was_training)
+    return Outputs(list(dataset.ids), out, refs)
+
+
+def score(outputs: Outputs, phones, method: str = "beam", progress: bool = False, **decoder_kwargs) -> Score:
+    """Decode ``outputs`` with ``method`` (``"greedy"``, ``"prefix"``, ``"beam"``; keyword
+    arguments go to the decoder, e.g. ``beam=100``) and count errors against the references."""
+    if method not in DECODERS:
+        raise ValueError(f"unknown decoder {method!r}; expected one of {sorted(DECODERS)}")
+    start = time.perf_counter()
+    hyps = [DECODERS[method](lp, **decoder_kwargs)[0][0]
+            for lp in tqdm(outputs.log_probs, desc=method, disable=not progress, leave=False)]
+    seconds = time.perf_counter() - start
+    return Score(phone_errors(outputs.references, hyps, phones), hyps, seconds)
