@@ -292,13 +292,19 @@ def _prefix_search(lp: np.ndarray, labels: np.ndarray, blank: int, max_expansion
 DECODERS = {"greedy": greedy, "prefix": prefix_search, "beam": beam_search}
 
 
+def decoder(method: str) -> Callable:
+    """The decoder of :data:`DECODERS` called ``method``."""
+    if method not in DECODERS:
+        raise ValueError(f"unknown decoder {method!r}; expected one of {sorted(DECODERS)}")
+    return DECODERS[method]
+
+
 def decode_batch(log_probs: torch.Tensor, input_lengths, method: str = "beam", **kwargs) -> list[list[tuple[tuple[int, ...], float]]]:
     """Decode every utterance of ``log_probs : (T, B, V)`` within its length with one of
     :data:`DECODERS`; returns one hypothesis list per utterance."""
-    if method not in DECODERS:
-        raise ValueError(f"unknown decoder {method!r}; expected one of {sorted(DECODERS)}")
+    decode = decoder(method)
     if log_probs.ndim != 3:
         raise ValueError(f"log_probs must have shape (T, B, V), got {tuple(log_probs.shape)}")
     lp = log_probs.detach().to("cpu", torch.float64).numpy()
     lengths = torch.as_tensor(input_lengths).tolist()
-    return [DECODERS[method](lp[:n, b], **kwargs) for b, n in enumerate(lengths)]
+    return [decode(lp[:n, b], **kwargs) for b, n in enumerate(lengths)]

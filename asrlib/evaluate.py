@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from asrlib.ctc_decode import DECODERS
+from asrlib.ctc_decode import decoder
 from asrlib.data import loader
 from asrlib.metrics import ErrorCounts, phone_errors
 
@@ -54,10 +54,9 @@ def log_probs_of(model: nn.Module, dataset, device: torch.device | str = "cpu", 
 def score(outputs: Outputs, phones, method: str = "beam", progress: bool = False, **decoder_kwargs) -> Score:
     """Decode ``outputs`` with ``method`` (``"greedy"``, ``"prefix"``, ``"beam"``; keyword
     arguments go to the decoder, e.g. ``beam=100``) and count errors against the references."""
-    if method not in DECODERS:
-        raise ValueError(f"unknown decoder {method!r}; expected one of {sorted(DECODERS)}")
+    decode = decoder(method)
     start = time.perf_counter()
-    hyps = [DECODERS[method](lp, **decoder_kwargs)[0][0]
+    hyps = [decode(lp, **decoder_kwargs)[0][0]
             for lp in tqdm(outputs.log_probs, desc=method, disable=not progress, leave=False)]
     seconds = time.perf_counter() - start
     return Score(phone_errors(outputs.references, hyps, phones), hyps, seconds)

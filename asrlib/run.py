@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args.model, num_classes=phones.num_classes, init=args.init)
     train_set, dev_set, test_set = (SpeechDataset(corpus, s, preload=args.size == "ci") for s in ("train", "dev", "test"))
     args.out.mkdir(parents=True, exist_ok=True)
-    histories = {}
-    for name, config, monitor in stages(args):
+    histories, plan = {}, stages(args)
+    for name, config, monitor in plan:
         histories[name] = train(model, CTCObjective(phones, monitor=monitor), train_set, dev_set, config,
                                 device=args.device, checkpoint=args.out / f"{name}.pt")
     rank = int(os.environ.get("RANK", "0"))
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     outputs = log_probs_of(model, test_set, device)
     results = {"model": args.model, "weights": count_parameters(model), "corpus": repr(corpus),
                "stages": {n: {"config": dataclasses.asdict(c), "epochs": len(histories[n]["epoch"]),
-                              "best_epoch": histories[n]["best_epoch"]} for n, c, _ in stages(args)}}
+                              "best_epoch": histories[n]["best_epoch"]} for n, c, _ in plan}}
     for method, kwargs in (("greedy", {}), ("beam", {"beam": args.beam})):
         s = score(outputs, phones, method, progress=True, **kwargs)
         results[f"test_per_{method}"] = s.errors.rate

@@ -311,7 +311,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(config, steps_per_epoch))
     dev_data = loader(dev_set, config.eval_batch_size, shuffle=False) if dev_set is not None else None
 
-    state = {"epoch": 0, "batch": 0, "step": 0, "seconds": 0.0, "bad_epochs": 0, "best_score": None,
+    state = {"epoch": 0, "step": 0, "seconds": 0.0, "bad_epochs": 0, "best_score": None,
              "best_model": None, "history": _new_history()}
     if checkpoint is not None and Path(checkpoint).exists():
         state = _resume(checkpoint, config, model, opt, schedule, device)
@@ -331,7 +331,8 @@ def train(
         for epoch in epochs:
             if history["stopped_early"]:
                 break
-            batches = sampler.epoch_batches(epoch)[state["batch"]:]
+            done = state["step"] - epoch * steps_per_epoch  # batches of this epoch before a resume
+            batches = sampler.epoch_batches(epoch)[done:]
             data = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, pin_memory=device.type == "cuda")
             start = time.perf_counter()
             model.train()
@@ -348,13 +349,13 @@ def train(
                 schedule.step()
                 history["step_loss"].append(loss)
                 state["step"] += 1
-                state["batch"] += 1
                 if config.checkpoint_every and state["step"] % config.checkpoint_every == 0:
                     state["seconds"] += time.perf_counter() - start
                     start = time.perf_counter()
                     save()
             state["seconds"] += time.perf_counter() - start
-            _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_per_epoch)
+            _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_per_epoch,
+                       lr=opt.param_groups[0]["lr"])
             epochs.set_postfix({k: f"{v[-1]:.3g}" for k, v in history.items() if k.startswith("dev_")})
             save()
     finally:
@@ -403,14 +404,14 @@ def _gradient(net, params, objective, batch: Batch, config: TrainConfig, step: i
     return total / max(count, 1)
 
 
-def _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_per_epoch) -> None:
+def _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_per_epoch, lr: float) -> None:
     history = state["history"]
     done = history["step_loss"][-steps_per_epoch:] if steps_per_epoch else []
     history["epoch"].append(epoch + 1)
     history["train_loss"].append(float(np.mean(done)) if done else float("nan"))
-    history["lr"].append(_lr_at(config, epoch, steps_per_epoch))
+    history["lr"].append(lr)
     history["seconds"].append(state["seconds"])
-    state["epoch"], state["batch"] = epoch + 1, 0
+    state["epoch"] = epoch + 1
     if dev_data is None:
         return
     model.eval()
@@ -430,11 +431,6 @@ def _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_p
             history["stopped_early"] = True
 
 
-def _lr_at(config: TrainConfig, epoch: int, steps_per_epoch: int) -> float:
-    """The learning rate at the end of ``epoch`` (0-based)."""
-    return config.lr * _schedule(config, steps_per_epoch)((epoch + 1) * steps_per_epoch)
-
-
 def _resume(path, config: TrainConfig, model, opt, schedule, device) -> dict:
     saved = load_checkpoint(path, map_location=device)
     ours = dataclasses.asdict(config)
@@ -452,4 +448,4 @@ def _resume(path, config: TrainConfig, model, opt, schedule, device) -> dict:
         raise ValueError(f"{path} holds weights for a different model: {e}") from e
     opt.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["scheduler"])
-    return {k: saved[k] for k in ("epoch", "batch", "step", "seconds", "bad_epochs", "best_score", "best_model", "history")}
+    return {k: saved[k] for k in ("epoch", "step", "seconds", "bad_epochs", "best_score", "best_model", "history")}

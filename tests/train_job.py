@@ -6,6 +6,7 @@ checkpoint; under ``torchrun`` the same script trains with DistributedDataParall
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -75,5 +76,5 @@ if __name__ == "__main__":
         net, history = run(None, epochs=3, batch_size=8, weight_noise=0.0, checkpoint_every=None)
     else:
         net, history = run(path, sleep)
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         torch.save({"model": net.state_dict(), "history": history}, path + ".final")
