@@ -36,6 +36,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.func import functional_call
 
+from asrlib import native
 from asrlib.cells import GRUCell, LSTMCell, RNNCell, _Cell, make_cell
 
 IMPLS = ("auto", "loop", "builtin", "fused")
@@ -71,32 +72,52 @@ def time_mask(x_lens: torch.Tensor, T: int) -> torch.Tensor:
     return torch.arange(T, device=x_lens.device).unsqueeze(0) < x_lens.unsqueeze(1)
 
 
-def _last(seq: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
-    """``seq : (B, T, H)`` at each sequence's last real frame: (B, H)."""
-    idx = (x_lens - 1).view(-1, 1, 1).expand(-1, 1, seq.shape[-1])
-    return seq.gather(1, idx).squeeze(1)
+def _onednn(t: torch.Tensor) -> bool:
+    """Whether oneDNN's linear operators can take ``t``: float32 on a CPU with oneDNN."""
+    return (
+        t.device.type == "cpu" and t.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+        and hasattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise")
+    )
 
 
 def _linear(weight: torch.Tensor, rows: int, bias: torch.Tensor | None = None):
-    """``x -> x @ weight.T (+ bias)`` for inputs of ``rows`` rows, prepared once.
+    """``(x, add=None) -> x @ weight.T (+ bias) (+ add)`` for inputs of ``rows`` rows, prepared once.
 
     On a CPU with oneDNN the weight is prepacked into oneDNN's blocked layout, the layout of
-    oneDNN's own fused LSTM (what ``nn.LSTM`` runs on a CPU). For the small per-step products of
-    a recurrence (16 x 250 by 250 x 1000) this halves the time of a plain BLAS call, and it
-    speeds up the large input projection too. Elsewhere (GPU, float64, a torch built without
-    these operators) it is the plain product.
+    oneDNN's own fused LSTM (what ``nn.LSTM`` runs on a CPU), and ``add`` is fused into the
+    product. For the small per-step products of a recurrence (16 x 250 by 250 x 1000) this halves
+    the time of a plain BLAS call, and it speeds up the large input projection too. Elsewhere
+    (GPU, float64) it is the plain product.
     """
-    mkldnn = getattr(torch.ops, "mkldnn", None)
-    if weight.device.type == "cpu" and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available():
-        try:
-            packed = mkldnn._reorder_linear_weight(weight, rows)
-            return lambda x: mkldnn._linear_pointwise(x, packed, bias, "none", [], "")  # noqa: E731
-        except (AttributeError, RuntimeError):
-            pass
+    if _onednn(weight):
+        mkldnn = torch.ops.mkldnn
+        packed = mkldnn._reorder_linear_weight(weight, rows)
+
+        def product(x, add=None):
+            if add is None:
+                return mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+            return mkldnn._linear_pointwise.binary(x, add, packed, bias, "add")
+
+        return product
     w_t = weight.t()
-    if bias is None:
-        return lambda x: x @ w_t  # noqa: E731
-    return lambda x: torch.addmm(bias, x, w_t)  # noqa: E731
+
+    def product(x, add=None):
+        if bias is not None:
+            add = bias if add is None else add + bias
+        return x @ w_t if add is None else torch.addmm(add, x, w_t)
+
+    return product
+
+
+def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a.T @ b`` for ``a : (N, M)``, ``b : (N, K)``: a weight gradient summed over N frames.
+
+    oneDNN's product takes the transposed operands as strided views, and on a CPU runs this
+    shape about twice as fast as the BLAS call behind ``a.T @ b``.
+    """
+    if _onednn(a):
+        return torch.ops.mkldnn._linear_pointwise(b.t(), a.t(), None, "none", [], "").t()
+    return a.t() @ b
 
 
 class PeepholeLSTMFunction(torch.autograd.Function):
@@ -105,74 +126,184 @@ class PeepholeLSTMFunction(torch.autograd.Function):
     Inputs are time-major: ``x : (T, B, I)``, ``h0, c0 : (B, H)``, ``bias`` the sum
     ``bias_ih + bias_hh`` (4H). Returns ``(h, c)``, each ``(T, B, H)``: every step's states.
 
-    Forward: the input projections of all frames in one product, then per step one small
-    product for all four gates and nine in-place elementwise operations, writing straight into
-    preallocated buffers. Backward: per step, the gradients of the four gate pre-activations
-    written into one (T, B, 4H) buffer (computing the derivative factors here, on data still in
-    cache, measured faster than precomputing them for all frames in memory-bound passes), and
-    one small product for the recurrent gradient; after the loop, one large product for the
-    input gradient and one for both weight matrices, over ``[x_t, h_{t-1}]`` stacked.
+    Forward: the input projections of all frames in one product, then per step one small product
+    for all four gates and the step's elementwise work. Backward, per step: the elementwise work
+    that gives the gradients of the gate pre-activations, and one small product for the recurrent
+    gradient; after the loop, one large product for the input gradient and two for the weight
+    gradients, over all frames at once.
+
+    A step's elementwise work has two implementations that compute the same numbers: the
+    compiled kernels of :mod:`asrlib.native` (float32 on a CPU, where a C compiler exists), and
+    PyTorch operations otherwise (GPU, float64), written in place into preallocated buffers.
     """
 
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias, w_ci, w_cf, w_co):
-        T, B, _ = x.shape
+        ctx.set_materialize_grads(False)
+        T, B, I = x.shape
         H = h0.shape[1]
-        acts = _linear(weight_ih, T * B, bias)(x.reshape(T * B, -1)).view(T, B, 4 * H)  # input parts of all gates
-        recurrent = _linear(weight_hh, B)
-        w_cif = torch.stack([w_ci, w_cf])            # (2, H): the i and f peepholes in one operation
+        # the input part of every frame's gates; the steps add the recurrent part and activate them
+        acts = _linear(weight_ih, T * B, bias)(x.reshape(T * B, I)).view(T, B, 4 * H)
         hs = x.new_empty(T + 1, B, H)                # hs[0] = h0, hs[t + 1] = h_t
         cs = x.new_empty(T + 1, B, H)
+        tanh_c = x.new_empty(T, B, H)
         hs[0], cs[0] = h0, c0
-        a_t, h_t, c_t = acts.unbind(0), hs.unbind(0), cs.unbind(0)
-        for t in range(T):
-            a = a_t[t].add_(recurrent(h_t[t]))                                        # all four gates
-            a[:, : 2 * H].view(B, 2, H).addcmul_(c_t[t].unsqueeze(1), w_cif).sigmoid_()  # eq. (3), (4)
-            i, f, g, o = a.chunk(4, dim=1)
-            g.tanh_()
-            c = torch.mul(f, c_t[t], out=c_t[t + 1]).addcmul_(i, g)                  # eq. (5)
-            o.addcmul_(c, w_co).sigmoid_()                                            # eq. (6), with c_t
-            torch.mul(o, torch.tanh(c), out=h_t[t + 1])                               # eq. (7)
-        ctx.save_for_backward(x, weight_ih, weight_hh, w_ci, w_cf, w_co, acts, hs, cs)
+        peepholes = [w.contiguous() for w in (w_ci, w_cf, w_co)]
+        steps = _native_forward if _native_ok(x) else _torch_forward
+        steps(acts, hs, cs, tanh_c, _linear(weight_hh, B), *peepholes)
+        ctx.save_for_backward(x, weight_ih, weight_hh, *peepholes, acts, hs, cs, tanh_c)
         return hs[1:], cs[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h, grad_c):
-        x, weight_ih, weight_hh, w_ci, w_cf, w_co, acts, hs, cs = ctx.saved_tensors
+        x, weight_ih, weight_hh, w_ci, w_cf, w_co, acts, hs, cs, tanh_c = ctx.saved_tensors
         T, B, I = x.shape
         H = hs.shape[-1]
-        back = _linear(weight_hh.t().contiguous(), B)                    # d -> d @ W_hh
-        d_gates = torch.empty_like(acts)
-        a_t, c_t, d_t = acts.unbind(0), cs.unbind(0), d_gates.unbind(0)
-        dh = grad_h.clone().unbind(0)
-        gc = grad_c.unbind(0) if grad_c is not None else None
-        dc_next = torch.zeros_like(cs[0])
-        dh_next = None
-        for t in range(T - 1, -1, -1):
-            i, f, g, o = a_t[t].chunk(4, dim=1)
-            d_i, d_f, d_g, d_o = d_t[t].chunk(4, dim=1)
-            c_prev, c = c_t[t], c_t[t + 1]
-            h_grad = dh[t] if dh_next is None else dh[t].add_(dh_next)
-            tanh_c = torch.tanh(c)
-            torch.mul(h_grad, tanh_c, out=d_o).mul_(o - o * o)                         # through eq. (7), (6)
-            dc = dc_next if gc is None else dc_next + gc[t]
-            dc = dc.addcmul(h_grad * o, 1 - tanh_c * tanh_c).addcmul_(d_o, w_co)       # eq. (7) and (6)'s peephole
-            torch.mul(dc, g, out=d_i).mul_(i - i * i)                                  # eq. (5), (3)
-            torch.mul(dc, c_prev, out=d_f).mul_(f - f * f)                             # eq. (5), (4)
-            torch.mul(dc, i, out=d_g).mul_(1 - g * g)                                  # eq. (5)
-            dc_next = (dc * f).addcmul_(d_i, w_ci).addcmul_(d_f, w_cf)
-            dh_next = back(d_t[t])
+        back = _linear(weight_hh.t().contiguous(), B)                    # d -> d @ W_hh (+ add)
+        grad_h = grad_h.contiguous() if grad_h is not None else hs.new_zeros(T, B, H)
+        steps = _native_backward if _native_ok(x) else _torch_backward
+        d_gates, grad_h0, grad_c0 = steps(acts, cs, tanh_c, grad_h, grad_c, back, w_ci, w_cf, w_co)
+
         flat = d_gates.view(T * B, 4 * H)
-        grad_x = _linear(weight_ih.t().contiguous(), T * B)(flat).view_as(x)
-        # both weight gradients in one product, as oneDNN's LSTM does: [x_t, h_{t-1}] stacked
-        inputs = torch.cat([x.reshape(T * B, I), hs[:-1].reshape(T * B, H)], dim=1)
-        grad_w = flat.t() @ inputs
-        grad_bias = flat.sum(0)
+        grad_x = _linear(weight_ih.t().contiguous(), T * B)(flat).view_as(x) if ctx.needs_input_grad[0] else None
+        grad_ih = _gram(flat, x.reshape(T * B, I))
+        grad_hh = _gram(flat, hs[:-1].reshape(T * B, H))
         grad_ci = (d_gates[..., :H] * cs[:-1]).sum((0, 1))
         grad_cf = (d_gates[..., H : 2 * H] * cs[:-1]).sum((0, 1))
         grad_co = (d_gates[..., 3 * H :] * cs[1:]).sum((0, 1))
-        return grad_x, dh_next, dc_next, grad_w[:, :I], grad_w[:, I:], grad_bias, grad_ci, grad_cf, grad_co
+        return grad_x, grad_h0, grad_c0, grad_ih, grad_hh, flat.sum(0), grad_ci, grad_cf, grad_co
+
+
+def _native_ok(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and native.kernels() is not None
+
+
+def _torch_forward(acts, hs, cs, tanh_c, recurrent, w_ci, w_cf, w_co):
+    """The forward steps in PyTorch operations: ``acts`` (T, B, 4H) in, the gate activations out;
+    ``hs``, ``cs`` (T + 1, B, H) and ``tanh_c`` (T, B, H) filled from step 1 on."""
+    T, B, _ = acts.shape
+    H = hs.shape[-1]
+    w_cif = torch.stack([w_ci, w_cf])             # (2, H): the i and f peepholes in one operation
+    gates = acts.view(T, B, 4, H)
+    a_t, if_t = acts.unbind(0), gates[:, :, :2].unbind(0)
+    i_t, f_t, g_t, o_t = (gates[:, :, k].unbind(0) for k in range(4))
+    h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+    for t in range(T):
+        a_t[t].add_(recurrent(h_t[t]))                                     # all four gates
+        if_t[t].addcmul_(c_t[t].unsqueeze(1), w_cif).sigmoid_()            # eq. (3), (4)
+        g_t[t].tanh_()
+        c = torch.mul(f_t[t], c_t[t], out=c_t[t + 1]).addcmul_(i_t[t], g_t[t])  # eq. (5)
+        o_t[t].addcmul_(c, w_co).sigmoid_()                                # eq. (6), with c_t
+        torch.mul(o_t[t], torch.tanh(c, out=tc_t[t]), out=h_t[t + 1])     # eq. (7)
+
+
+def _torch_backward(acts, cs, tanh_c, grad_h, grad_c, back, w_ci, w_cf, w_co):
+    """The backward steps in PyTorch operations. Returns the gradients of the gate
+    pre-activations (T, B, 4H), and of h0 and c0.
+
+    First the factors of every frame, in a few passes over whole tensors. With dc = dL/dc_t (all
+    paths) and dh = dL/dh_t, the gradients of the pre-activations are dc * (g i', c_{t-1} f', i g')
+    for i, f, g and dh * tanh(c_t) o' for o; dc gains dh * through_h (eq. 7, and eq. 6's peephole)
+    and passes dc * carry on to c_{t-1} (eq. 5, and the peepholes of eq. 3-4). The loop then needs
+    four elementwise operations a step."""
+    T, B, _ = acts.shape
+    H = cs.shape[-1]
+    i, f, g, o = acts.chunk(4, dim=2)
+    factors = torch.addcmul(acts, acts, acts, value=-1)             # s (1 - s), the sigmoid's derivative
+    fi, ff, fg, fo = factors.chunk(4, dim=2)
+    fi.mul_(g)
+    ff.mul_(cs[:-1])
+    torch.addcmul(i, i * g, g, value=-1, out=fg)                     # i (1 - g^2)
+    fo.mul_(tanh_c)
+    through_h = torch.addcmul(o, o * tanh_c, tanh_c, value=-1).addcmul_(fo, w_co)
+    carry = torch.addcmul(f, fi, w_ci).addcmul_(ff, w_cf)
+
+    d_gates = factors                               # each step's factors become its gradients, in place
+    d_t, f3_t = d_gates.unbind(0), factors.view(T, B, 4, H)[:, :, :3].unbind(0)
+    fo_t, th_t, ca_t, gh_t = fo.unbind(0), through_h.unbind(0), carry.unbind(0), grad_h.unbind(0)
+    dc = cs.new_empty(B, H).copy_(grad_c[T - 1]) if grad_c is not None else cs.new_zeros(B, H)
+    dh = gh_t[T - 1]
+    for t in range(T - 1, -1, -1):
+        dc.addcmul_(dh, th_t[t])
+        f3_t[t].mul_(dc.unsqueeze(1))
+        fo_t[t].mul_(dh)
+        dc.mul_(ca_t[t])                                             # now dL/dc_{t-1} through step t
+        if t:
+            dh = back(d_t[t], gh_t[t - 1])
+            if grad_c is not None:
+                dc.add_(grad_c[t - 1])
+    return d_gates, back(d_t[0]), dc
+
+
+def _native_forward(acts, hs, cs, tanh_c, recurrent, w_ci, w_cf, w_co):
+    """:func:`_torch_forward` by the compiled kernel, one call a step (pointers in bytes)."""
+    T, B, G = acts.shape
+    H = hs.shape[-1]
+    step = native.kernels().peephole_forward_step
+    a0, h0, c0, tc0 = (t.data_ptr() for t in (acts, hs, cs, tanh_c))
+    peepholes = [w.data_ptr() for w in (w_ci, w_cf, w_co)]
+    h_t = hs.unbind(0)
+    for t in range(T):
+        rec = recurrent(h_t[t])
+        step(B, H, a0 + 4 * t * B * G, rec.data_ptr(), c0 + 4 * t * B * H, c0 + 4 * (t + 1) * B * H,
+             h0 + 4 * (t + 1) * B * H, tc0 + 4 * t * B * H, *peepholes)
+
+
+def _native_backward(acts, cs, tanh_c, grad_h, grad_c, back, w_ci, w_cf, w_co):
+    """:func:`_torch_backward` by the compiled kernel, one call a step (pointers in bytes)."""
+    T, B, G = acts.shape
+    H = cs.shape[-1]
+    step = native.kernels().peephole_backward_step
+    d_gates = torch.empty_like(acts)
+    dc = cs.new_empty(B, H).copy_(grad_c[T - 1]) if grad_c is not None else cs.new_zeros(B, H)
+    a0, g0, gh0, c0, tc0 = (t.data_ptr() for t in (acts, d_gates, grad_h, cs, tanh_c))
+    peepholes = [w.data_ptr() for w in (w_ci, w_cf, w_co)]
+    d_t = d_gates.unbind(0)
+    rec = cs.new_zeros(B, H)                         # nothing comes back from after the last step
+    for t in range(T - 1, -1, -1):
+        step(B, H, a0 + 4 * t * B * G, g0 + 4 * t * B * G, gh0 + 4 * t * B * H, rec.data_ptr(), dc.data_ptr(),
+             c0 + 4 * t * B * H, tc0 + 4 * t * B * H, *peepholes)
+        rec = back(d_t[t])
+        if t and grad_c is not None:
+            dc.add_(grad_c[t - 1])
+    return d_gates, rec, dc
+
+
+def _frames(x_lens: torch.Tensor, T: int, reverse: bool) -> torch.Tensor:
+    """(T, B): the frame read at each step. Backwards, each utterance is read from its last real
+    frame to its first and its padding stays after it. The map is its own inverse."""
+    t = torch.arange(T, device=x_lens.device).unsqueeze(1)
+    lens = x_lens.unsqueeze(0)
+    return torch.where(t < lens, lens - 1 - t, t) if reverse else t.expand(T, len(x_lens))
+
+
+def _time_major(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """``x : (B, T, F)`` to ``(T, B, F)``, step t of sequence b reading frame ``frames[t, b]``."""
+    return x[torch.arange(x.shape[0], device=x.device), frames]
+
+
+def _batch_first(h: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`_time_major`: ``(T, B, F)`` back to ``(B, T, F)`` in frame order."""
+    return h[frames.t(), torch.arange(h.shape[1], device=h.device).unsqueeze(1)]
+
+
+class _Reorder(torch.autograd.Function):
+    """:func:`_time_major` (``to_time_major=True``) or :func:`_batch_first`, whose backward pass is
+    the other one: a gather both ways (autograd's own backward for indexing scatters, with
+    accumulation, several times slower on a CPU)."""
+
+    @staticmethod
+    def forward(ctx, x, frames, to_time_major):
+        ctx.save_for_backward(frames)
+        ctx.to_time_major = to_time_major
+        return (_time_major if to_time_major else _batch_first)(x, frames)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (frames,) = ctx.saved_tensors
+        return (_batch_first if ctx.to_time_major else _time_major)(grad, frames), None, None
 
 
 _BUILTINS = {RNNCell: nn.RNN, GRUCell: nn.GRU, LSTMCell: nn.LSTM}
@@ -233,12 +364,15 @@ class Recurrent(nn.Module):
         x_lens = check_batch(x, x_lens, self.cell.input_size)
         B, T, _ = x.shape
         state = self._check_state(state, B, x)
+        if self.impl == "fused":
+            y, final = self._fused(x, x_lens, state)
+            return y, final if return_final else None
         if self.reverse:
             x = reverse_padded(x, x_lens)
         if self.impl == "builtin":
             y, final = self._builtin(x, x_lens, state, return_final)
         else:
-            y, final = getattr(self, f"_{self.impl}")(x, x_lens, state)
+            y, final = self._loop(x, x_lens, state)
             final = final if return_final else None
         y = y * time_mask(x_lens, T).unsqueeze(-1).to(y.dtype)
         if self.reverse:
@@ -273,6 +407,20 @@ class Recurrent(nn.Module):
                 outputs.append(new)
         return torch.stack(outputs, 1), state
 
+    def _fused(self, x, x_lens, state):
+        """:class:`PeepholeLSTMFunction` over the frames in this direction's order."""
+        cell = self.cell
+        T, B = x.shape[1], x.shape[0]
+        frames = _frames(x_lens, T, self.reverse)
+        bias = cell.bias_ih + cell.bias_hh if cell.bias_ih is not None else x.new_zeros(4 * cell.hidden_size)
+        h, c = PeepholeLSTMFunction.apply(
+            _Reorder.apply(x, frames, True), state[0], state[1], cell.weight_ih, cell.weight_hh, bias,
+            cell.weight_ci, cell.weight_cf, cell.weight_co,
+        )
+        y = _Reorder.apply(h, frames, False) * time_mask(x_lens, T).unsqueeze(-1).to(h.dtype)
+        last, batch = x_lens - 1, torch.arange(B, device=x.device)   # the last step, in either direction
+        return y, (h[last, batch], c[last, batch])
+
     def _builtin(self, x, x_lens, state, return_final=True):
         cell = self.cell
         kwargs = {"nonlinearity": cell.nonlinearity} if isinstance(cell, RNNCell) else {}
@@ -295,17 +443,6 @@ class Recurrent(nn.Module):
             return y, None
         final = tuple(s.squeeze(0) for s in final) if isinstance(final, tuple) else final.squeeze(0)
         return y, final
-
-    def _fused(self, x, x_lens, state):
-        cell = self.cell
-        H = cell.hidden_size
-        bias = cell.bias_ih + cell.bias_hh if cell.bias_ih is not None else x.new_zeros(4 * H)
-        h, c = PeepholeLSTMFunction.apply(
-            x.transpose(0, 1), state[0], state[1], cell.weight_ih, cell.weight_hh, bias,
-            cell.weight_ci, cell.weight_cf, cell.weight_co,
-        )
-        h, c = h.transpose(0, 1), c.transpose(0, 1)
-        return h, (_last(h, x_lens), _last(c, x_lens))
 
 
 class Bidirectional(nn.Module):

@@ -110,6 +110,45 @@ def test_deep_bidirectional_equals_torch_multilayer_bidirectional(kind, builtin,
     torch.testing.assert_close(gw_ours, gw_theirs)
 
 
+def test_fused_bidirectional_with_peepholes_zeroed_equals_torch_multilayer_lstm():
+    """With zero peepholes the fused path computes nn.LSTM's network, both directions, two levels."""
+    torch.manual_seed(0)
+    deep = DeepRecurrent("lstm", 6, 5, num_levels=2, bidirectional=True, impl="fused")
+    ref = nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True)
+    with torch.no_grad():
+        for n, level in enumerate(deep.levels):
+            for suffix, direction in (("", level.fwd), ("_reverse", level.bwd)):
+                for name, p in direction.cell.named_parameters():
+                    p.zero_() if name.startswith("weight_c") else p.copy_(getattr(ref, f"{name}_l{n}{suffix}"))
+    x = torch.randn(3, 9, 6, requires_grad=True)
+    ours, theirs = deep(x), ref(x)[0]
+    torch.testing.assert_close(ours, theirs)
+    g = torch.randn_like(ours)
+    bwd = deep.levels[0].bwd.cell
+    grads = torch.autograd.grad(ours, [x, bwd.weight_ih, bwd.weight_hh, bwd.bias_hh], g)
+    want = torch.autograd.grad(theirs, [x, ref.weight_ih_l0_reverse, ref.weight_hh_l0_reverse, ref.bias_hh_l0_reverse], g)
+    for a, b in zip(grads, want):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_deep_bidirectional_equals_the_loop_in_outputs_and_every_gradient(dtype):
+    """float32 on a CPU takes oneDNN's products, float64 the plain ones; padded batch."""
+    torch.manual_seed(5)
+    fused = DeepRecurrent("lstm", 4, 7, num_levels=2, bidirectional=True, impl="fused").to(dtype)
+    loop = DeepRecurrent("lstm", 4, 7, num_levels=2, bidirectional=True, impl="loop").to(dtype)
+    loop.load_state_dict(fused.state_dict())
+    lens = torch.tensor([11, 4, 9])
+    x = torch.randn(3, 11, 4, dtype=dtype, requires_grad=True)
+    outs = {}
+    for name, model in (("fused", fused), ("loop", loop)):
+        y = model(x, lens)
+        outs[name] = (y, *torch.autograd.grad(y.pow(2).sum(), [x, *model.parameters()]))
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {}
+    for a, b in zip(outs["fused"], outs["loop"]):
+        torch.testing.assert_close(a, b, **tol)
+
+
 @pytest.mark.parametrize("impl", ["loop", "fused"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_deep_network_padded_batch_equals_one_by_one(impl, bidirectional):

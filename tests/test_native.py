@@ -1,0 +1,91 @@
+"""The compiled peephole-LSTM steps (asrlib.native) against the PyTorch steps, and their build."""
+
+import shutil
+
+import pytest
+import torch
+
+from asrlib import layers, native
+from asrlib.layers import PeepholeLSTMFunction
+
+T, B, I, H = 9, 3, 5, 7
+
+
+@pytest.fixture
+def fresh_kernels(monkeypatch, tmp_path):
+    """kernels() rebuilt from scratch in a temporary cache, and forgotten again afterwards."""
+    monkeypatch.setenv("ASRLIB_CACHE", str(tmp_path))
+    native.kernels.cache_clear()
+    yield tmp_path
+    native.kernels.cache_clear()
+
+
+def test_kernels_build_wherever_there_is_a_c_compiler():
+    """So that a broken build cannot hide behind the PyTorch fallback."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler here")
+    assert native.kernels() is not None, native.status()
+    assert native.status().startswith("compiled")
+
+
+def _run(args, use_native, monkeypatch):
+    monkeypatch.setattr(layers, "_native_ok", lambda x: use_native)
+    args = [a.detach().clone().requires_grad_(True) for a in args]
+    h, c = PeepholeLSTMFunction.apply(*args)
+    torch.manual_seed(1)
+    g_h, g_c = torch.randn_like(h), torch.randn_like(c)
+    grads = torch.autograd.grad((h * g_h).sum() + (c[-2:] * g_c[-2:]).sum(), args, retain_graph=True)
+    only_h = torch.autograd.grad((h * g_h).sum(), args)  # c unused: its gradient arrives as None
+    return (h, c, *grads, *only_h)
+
+
+def test_compiled_steps_equal_the_pytorch_steps(monkeypatch):
+    if native.kernels() is None:
+        pytest.skip(native.status())
+    torch.manual_seed(0)
+    args = [torch.randn(*s) for s in [(T, B, I), (B, H), (B, H), (4 * H, I), (4 * H, H), (4 * H,), (H,), (H,), (H,)]]
+    args[3:5] = [w * 0.5 for w in args[3:5]]
+    ours, reference = _run(args, True, monkeypatch), _run(args, False, monkeypatch)
+    for got, want in zip(ours, reference):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_saturated_gates_stay_finite(monkeypatch):
+    """Pre-activations of +-100 overflow exp() inside the kernel's sigmoid and tanh."""
+    if native.kernels() is None:
+        pytest.skip(native.status())
+    torch.manual_seed(0)
+    args = [torch.randn(*s) for s in [(T, B, I), (B, H), (B, H), (4 * H, I), (4 * H, H), (4 * H,), (H,), (H,), (H,)]]
+    args[5] = torch.full((4 * H,), 100.0) * torch.randn(4 * H).sign()
+    ours, reference = _run(args, True, monkeypatch), _run(args, False, monkeypatch)
+    for got, want in zip(ours, reference):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_asrlib_native_0_turns_the_kernels_off(fresh_kernels, monkeypatch):
+    monkeypatch.setenv("ASRLIB_NATIVE", "0")
+    assert native.kernels() is None
+    assert "ASRLIB_NATIVE=0" in native.status()
+
+
+def test_a_failing_compiler_falls_back_and_says_why(fresh_kernels, monkeypatch):
+    monkeypatch.setenv("CC", "false")  # exits 1 whatever it is asked
+    if shutil.which("false") is None:
+        pytest.skip("no `false` command")
+    assert native.kernels() is None
+    assert native.status().startswith("compiling failed")
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    native.kernels.cache_clear()
+    assert native.kernels() is None and "no C compiler" in native.status()
+
+
+def test_a_built_kernel_is_reused_not_rebuilt(fresh_kernels):
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler here")
+    assert native.kernels() is not None
+    (built,) = fresh_kernels.glob("*.so")
+    stamp = built.stat().st_mtime_ns
+    native.kernels.cache_clear()
+    assert native.kernels() is not None
+    assert [p.name for p in fresh_kernels.iterdir()] == [built.name] and built.stat().st_mtime_ns == stamp
