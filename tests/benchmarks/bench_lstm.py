@@ -12,17 +12,36 @@ torch.nn.LSTM. Not a test: run it, and record its output with the commit, device
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
 import torch
 from torch import nn
 
+from asrlib import layers, native
 from asrlib.layers import DeepRecurrent
 from common import provenance, sync
 
 
+@contextlib.contextmanager
+def pytorch_steps(on: bool):
+    """Run the peephole LSTM's steps in PyTorch operations even where the compiled kernels exist."""
+    saved = layers._native_ok
+    if on:
+        layers._native_ok = lambda x: False
+    try:
+        yield
+    finally:
+        layers._native_ok = saved
+
+
 def time_once(model, x, device, train):
+    with pytorch_steps(getattr(model, "pytorch_steps", False)):
+        return _time_once(model, x, device, train)
+
+
+def _time_once(model, x, device, train):
     sync(device)
     start = time.perf_counter()
     if train:
@@ -58,6 +77,10 @@ def main():
         "asrlib LSTM, no peepholes": DeepRecurrent("lstm", 123, args.hidden, args.levels, peephole=False),
         "asrlib LSTM, peepholes (fused)": DeepRecurrent("lstm", 123, args.hidden, args.levels, peephole=True),
     }
+    if native.kernels() is not None and device.type == "cpu":
+        models["asrlib LSTM, peepholes (fused)"].pytorch_steps = False
+        models["asrlib LSTM, peepholes (PyTorch steps)"] = DeepRecurrent("lstm", 123, args.hidden, args.levels, peephole=True)
+        models["asrlib LSTM, peepholes (PyTorch steps)"].pytorch_steps = True
     if args.with_loop:
         models["asrlib LSTM, peepholes (loop)"] = DeepRecurrent("lstm", 123, args.hidden, args.levels, impl="loop", peephole=True)
     models = {k: m.to(device) for k, m in models.items()}
@@ -75,11 +98,12 @@ def main():
     print(f"# LSTM benchmark: {args.levels} bidirectional levels x {args.hidden} cells, 123 inputs, "
           f"batch {args.batch}, {args.frames} frames")
     print(f"# {provenance(device)}, median of {args.repeats}")
+    print(f"# peephole steps: {native.status() if device.type == 'cpu' else 'PyTorch operations'}")
     anchor = "torch.nn.LSTM (anchor)"
-    print(f"{'variant':34s} {'train step':>12s} {'ratio':>7s} {'inference':>12s} {'ratio':>7s}")
+    print(f"{'variant':38s} {'train step':>12s} {'ratio':>7s} {'inference':>12s} {'ratio':>7s}")
     for k in models:
         tr, inf = results["train"][k], results["inference"][k]
-        print(f"{k:34s} {tr * 1e3:10.1f}ms {tr / results['train'][anchor]:6.2f}x "
+        print(f"{k:38s} {tr * 1e3:10.1f}ms {tr / results['train'][anchor]:6.2f}x "
               f"{inf * 1e3:10.1f}ms {inf / results['inference'][anchor]:6.2f}x")
 
 
