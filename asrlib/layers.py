@@ -16,9 +16,11 @@ Three implementations compute the same thing:
 ``"fused"``
     the peephole LSTM, which torch does not have: one matrix product for the input projection
     of all frames, the four gates in one product per step (on a CPU with oneDNN's prepacked
-    weights, as ``nn.LSTM`` itself uses), in-place gate arithmetic with no autograd graph, and a
-    hand-written backward pass through time (BPTT) whose weight gradients are one large matrix
-    product after the loop.
+    weights, as ``nn.LSTM`` itself uses), each step's elementwise work in one call of a compiled
+    kernel (:mod:`asrlib.native`; PyTorch operations where there is none), and a hand-written
+    backward pass through time (BPTT) whose weight gradients are large matrix products after the
+    loop. On a CPU a train step costs about what ``nn.LSTM``'s does
+    (``tests/benchmarks/RESULTS.md``).
 
 ``impl="auto"`` picks ``"builtin"`` where it exists and ``"fused"`` for the peephole LSTM.
 

@@ -16,6 +16,13 @@
  */
 #include <math.h>
 
+/* Declares glibc's vector expf (libmvec) to the compiler, which glibc's own header does only under
+ * -ffast-math. asrlib.native compiles with -fopenmp-simd, for this pragma alone, and without
+ * -ffast-math: there 2 / (1 + expf(x)) may become a reciprocal estimate that gives NaN where
+ * expf overflows (tanh of a cell state below -44), where exact division gives 0. */
+#pragma omp declare simd notinbranch
+extern float expf(float);
+
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline float tanh_by_exp(float x) { return 2.0f / (1.0f + expf(-2.0f * x)) - 1.0f; }
 
