@@ -41,7 +41,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) book $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p tests.nbval_plugin --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) book $(PYTEST_ARGS)
 
 # A full rebuild (--all) so that no warning hides in a cached page; -W makes every Sphinx
 # warning an error, and nb_execution_raise_on_error (in _config.yml) makes a cell error fatal.
