@@ -59,13 +59,18 @@ def check_batch(x: torch.Tensor, x_lens: torch.Tensor | None, input_size: int) -
     return x_lens.to(device=x.device, dtype=torch.long)
 
 
+def _frames(x_lens: torch.Tensor, T: int, reverse: bool) -> torch.Tensor:
+    """(T, B): the frame read at each step. Backwards, each utterance is read from its last real
+    frame to its first and its padding stays after it. The map is its own inverse."""
+    t = torch.arange(T, device=x_lens.device).unsqueeze(1)
+    lens = x_lens.unsqueeze(0)
+    return torch.where(t < lens, lens - 1 - t, t) if reverse else t.expand(T, len(x_lens))
+
+
 def reverse_padded(x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
     """Reverse each sequence of ``x : (B, T, ...)`` within its length; padding stays in place.
     Its own inverse."""
-    T = x.shape[1]
-    t = torch.arange(T, device=x.device).unsqueeze(0)
-    lens = x_lens.unsqueeze(1)
-    idx = torch.where(t < lens, lens - 1 - t, t)
+    idx = _frames(x_lens.to(x.device), x.shape[1], reverse=True).t()
     return x.gather(1, idx.view(*idx.shape, *([1] * (x.ndim - 2))).expand_as(x))
 
 
@@ -165,7 +170,8 @@ class PeepholeLSTMFunction(torch.autograd.Function):
         back = _linear(weight_hh.t().contiguous(), B)                    # d -> d @ W_hh (+ add)
         grad_h = grad_h.contiguous() if grad_h is not None else hs.new_zeros(T, B, H)
         steps = _native_backward if _native_ok(x) else _torch_backward
-        d_gates, grad_h0, grad_c0 = steps(acts, cs, tanh_c, grad_h, grad_c, back, w_ci, w_cf, w_co)
+        dc = cs.new_empty(B, H).copy_(grad_c[T - 1]) if grad_c is not None else cs.new_zeros(B, H)
+        d_gates, grad_h0, grad_c0 = steps(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_co)
 
         flat = d_gates.view(T * B, 4 * H)
         grad_x = _linear(weight_ih.t().contiguous(), T * B)(flat).view_as(x) if ctx.needs_input_grad[0] else None
@@ -200,9 +206,10 @@ def _torch_forward(acts, hs, cs, tanh_c, recurrent, w_ci, w_cf, w_co):
         torch.mul(o_t[t], torch.tanh(c, out=tc_t[t]), out=h_t[t + 1])     # eq. (7)
 
 
-def _torch_backward(acts, cs, tanh_c, grad_h, grad_c, back, w_ci, w_cf, w_co):
-    """The backward steps in PyTorch operations. Returns the gradients of the gate
-    pre-activations (T, B, 4H), and of h0 and c0.
+def _torch_backward(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_co):
+    """The backward steps in PyTorch operations. ``dc`` (B, H) comes in holding dL/dc at the last
+    step and is updated in place. Returns the gradients of the gate pre-activations (T, B, 4H),
+    and of h0 and c0.
 
     First the factors of every frame, in a few passes over whole tensors. With dc = dL/dc_t (all
     paths) and dh = dL/dh_t, the gradients of the pre-activations are dc * (g i', c_{t-1} f', i g')
@@ -224,7 +231,6 @@ def _torch_backward(acts, cs, tanh_c, grad_h, grad_c, back, w_ci, w_cf, w_co):
     d_gates = factors                               # each step's factors become its gradients, in place
     d_t, f3_t = d_gates.unbind(0), factors.view(T, B, 4, H)[:, :, :3].unbind(0)
     fo_t, th_t, ca_t, gh_t = fo.unbind(0), through_h.unbind(0), carry.unbind(0), grad_h.unbind(0)
-    dc = cs.new_empty(B, H).copy_(grad_c[T - 1]) if grad_c is not None else cs.new_zeros(B, H)
     dh = gh_t[T - 1]
     for t in range(T - 1, -1, -1):
         dc.addcmul_(dh, th_t[t])
@@ -252,13 +258,12 @@ def _native_forward(acts, hs, cs, tanh_c, recurrent, w_ci, w_cf, w_co):
              h0 + 4 * (t + 1) * B * H, tc0 + 4 * t * B * H, *peepholes)
 
 
-def _native_backward(acts, cs, tanh_c, grad_h, grad_c, back, w_ci, w_cf, w_co):
+def _native_backward(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_co):
     """:func:`_torch_backward` by the compiled kernel, one call a step (pointers in bytes)."""
     T, B, G = acts.shape
     H = cs.shape[-1]
     step = native.kernels().peephole_backward_step
     d_gates = torch.empty_like(acts)
-    dc = cs.new_empty(B, H).copy_(grad_c[T - 1]) if grad_c is not None else cs.new_zeros(B, H)
     a0, g0, gh0, c0, tc0 = (t.data_ptr() for t in (acts, d_gates, grad_h, cs, tanh_c))
     peepholes = [w.data_ptr() for w in (w_ci, w_cf, w_co)]
     d_t = d_gates.unbind(0)
@@ -270,14 +275,6 @@ def _native_backward(acts, cs, tanh_c, grad_h, grad_c, back, w_ci, w_cf, w_co):
         if t and grad_c is not None:
             dc.add_(grad_c[t - 1])
     return d_gates, rec, dc
-
-
-def _frames(x_lens: torch.Tensor, T: int, reverse: bool) -> torch.Tensor:
-    """(T, B): the frame read at each step. Backwards, each utterance is read from its last real
-    frame to its first and its padding stays after it. The map is its own inverse."""
-    t = torch.arange(T, device=x_lens.device).unsqueeze(1)
-    lens = x_lens.unsqueeze(0)
-    return torch.where(t < lens, lens - 1 - t, t) if reverse else t.expand(T, len(x_lens))
 
 
 def _time_major(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
