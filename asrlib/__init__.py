@@ -21,6 +21,26 @@ F     input features per frame (123 in the paper: 40 mel bands + energy, with
 
 Lengths are integer tensors (``x_lens``, ``y_lens`` of shape ``(B,)``), never fractions.
 Batches are padded at the end of the time axis; padding never changes a real frame's output.
+
+The map, one idea per module:
+
+=========================================  =================================================
+``runtime``                                device, seeding, every ``ASRLIB_*`` setting
+``features``, ``phones``, ``data``         the 123 inputs, the phone sets, padded batches
+``corpus`` (``store``, ``synthetic``,      the corpora behind one switch, ``load_corpus``
+``synth``, ``sentences``, ``timit``)
+``cells``                                  eq. 1-7: tanh RNN, LSTM with peepholes, GRU
+``layers``                                 eq. 8-12: unrolled, bidirectional, deep networks
+``fused_lstm``, ``native``                 the fast peephole LSTM and its compiled steps
+``models``                                 the networks of Table 1 by name
+``ctc``, ``ctc_decode``                    section 3.1 and its decoders
+``transducer``, ``transducer_loss``,       section 3.2: prediction and joint networks, the
+``transducer_decode``                      lattice loss, the beam search
+``objectives``, ``train``, ``checkpoint``  what is optimised, the one loop, its checkpoints
+``evaluate``, ``metrics``, ``framewise``   scoring: decoding and phone error rates
+``tasks``, ``gradients``, ``sensitivity``  the small experiments of chapters 2-4 and Figure 3
+``plots``, ``explore``, ``run``            figures, interactive explorers, the command line
+=========================================  =================================================
 """
 
 from asrlib.runtime import DEVICE_ENV, get_device, seed_everything

@@ -139,11 +139,13 @@ def forward_backward(log_probs, targets, input_lengths, target_lengths, blank: i
     ``alpha_t(s) + beta_t(s) - ln Pr(z'_s|t)`` is the log probability of all alignments through
     state s at frame t. Frames past an utterance's length hold -inf.
     """
-    return _trellis(*check_inputs(log_probs, targets, input_lengths, target_lengths, blank), blank)
+    return alpha_beta(*check_inputs(log_probs, targets, input_lengths, target_lengths, blank), blank)
 
 
-def _trellis(log_probs, targets, input_lengths, target_lengths, blank: int) -> Trellis:
-    """:func:`forward_backward` on arguments already checked by :func:`check_inputs`."""
+def alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int) -> Trellis:
+    """The forward and backward recursions themselves (eq. 6-7 and 10-11 of Graves et al. 2006, in log
+    space), vectorised over the batch and the states of z', a loop over the frames: what
+    :func:`forward_backward` runs once :func:`check_inputs` has checked its arguments."""
     log_probs = log_probs.detach()
     T, B, _ = log_probs.shape
     states, skip = extend(targets, target_lengths, blank)
@@ -212,7 +214,7 @@ def occupation(trellis: Trellis, log_probs: torch.Tensor) -> torch.Tensor:
 class _CTCLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank):
-        trellis = _trellis(log_probs, targets, input_lengths, target_lengths, blank)  # checked by ctc_loss
+        trellis = alpha_beta(log_probs, targets, input_lengths, target_lengths, blank)  # checked by ctc_loss
         gamma = occupation(trellis, log_probs)
         ctx.save_for_backward(gamma)
         return -trellis.log_p

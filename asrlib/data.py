@@ -8,7 +8,8 @@ A batch is ``(x, x_lens, y, y_lens, frame_y)``:
   everything past ``y_lens``);
 * ``y_lens : LongTensor, shape (B,)``;
 * ``frame_y : LongTensor, shape (B, T)``, the phone of every frame from the segmentation (for
-  framewise training), padded with -100, ``cross_entropy``'s ``ignore_index``.
+  framewise training), padded with :data:`asrlib.features.IGNORE_INDEX` (-100),
+  ``cross_entropy``'s ``ignore_index``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from asrlib.corpus import Corpus
-
-IGNORE_INDEX = -100
+from asrlib.features import IGNORE_INDEX
 
 
 class Batch(NamedTuple):

@@ -3,7 +3,8 @@
 :func:`log_probs_of` runs the network over a split once; :func:`score` decodes those outputs
 with any decoder of :mod:`asrlib.ctc_decode` and returns the errors (phone error rate after
 folding to the 39 classes, with substitutions, deletions and insertions), the hypotheses and
-the decoding time. Chapter 6 and ``python -m asrlib.run`` use both.
+the decoding time. This is the one decode-and-count path: chapter 6, ``python -m asrlib.run``
+and the trainer's dev scores (:class:`asrlib.objectives.CTCObjective`) all go through it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from asrlib.ctc_decode import decoder
 from asrlib.data import loader
 from asrlib.metrics import ErrorCounts, phone_errors
+from asrlib.runtime import progress_bar
 
 
 class Outputs(NamedTuple):
@@ -27,6 +28,14 @@ class Outputs(NamedTuple):
     ids: list[str]
     log_probs: list[torch.Tensor]
     references: list[list[int]]
+
+    def extend(self, log_probs: torch.Tensor, batch, ids: list[str] | None = None) -> None:
+        """Append a batch's ``log_probs : (B, T, V)``, each cut to its length, and its references."""
+        lp = log_probs.detach().float().cpu()
+        for b, (n, u) in enumerate(zip(batch.x_lens.tolist(), batch.y_lens.tolist())):
+            self.log_probs.append(lp[b, :n])
+            self.references.append(batch.y[b, :u].tolist())
+        self.ids.extend(ids if ids is not None else [""] * len(lp))
 
 
 class Score(NamedTuple):
@@ -40,15 +49,12 @@ def log_probs_of(model: nn.Module, dataset, device: torch.device | str = "cpu", 
     """Run ``model`` (``(x, x_lens) -> (B, T, V)`` logits) over every utterance of ``dataset``."""
     was_training = model.training
     model.eval()
-    out, refs = [], []
+    outputs = Outputs([], [], [])
     for batch in loader(dataset, batch_size, shuffle=False):
         batch = batch.to(device)
-        lp = model(batch.x, batch.x_lens).log_softmax(-1).float().cpu()
-        for b, (n, u) in enumerate(zip(batch.x_lens.tolist(), batch.y_lens.tolist())):
-            out.append(lp[b, :n])
-            refs.append(batch.y[b, :u].tolist())
+        outputs.extend(model(batch.x, batch.x_lens).log_softmax(-1), batch)
     model.train(was_training)
-    return Outputs(list(dataset.ids), out, refs)
+    return outputs._replace(ids=list(dataset.ids))
 
 
 def score(outputs: Outputs, phones, method: str = "beam", progress: bool = False, **decoder_kwargs) -> Score:
@@ -57,6 +63,6 @@ def score(outputs: Outputs, phones, method: str = "beam", progress: bool = False
     decode = decoder(method)
     start = time.perf_counter()
     hyps = [decode(lp, **decoder_kwargs)[0][0]
-            for lp in tqdm(outputs.log_probs, desc=method, disable=not progress, leave=False)]
+            for lp in progress_bar(outputs.log_probs, desc=method, disable=not progress, leave=False)]
     seconds = time.perf_counter() - start
     return Score(phone_errors(outputs.references, hyps, phones), hyps, seconds)

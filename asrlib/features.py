@@ -28,6 +28,7 @@ N_MELS = 40
 DELTA_WIDTH = 5       # regression over +-2 frames
 NUM_FEATURES = 3 * (N_MELS + 1)  # 123
 LOG_FLOOR = 1e-10
+IGNORE_INDEX = -100   # the label of a frame outside every phone: cross_entropy's ignore_index
 
 # Names of the 123 dimensions, for plots: mel bands 0..39, energy, then the same for the
 # first (d) and second (dd) derivatives.
@@ -110,11 +111,12 @@ def frame_labels(starts: np.ndarray, ends: np.ndarray, labels: np.ndarray, T: in
     """The label of every frame from phone boundaries in samples (at 16 kHz).
 
     Frame ``t`` takes the label of the phone that contains its centre, sample ``t * HOP_LENGTH``.
-    Frames outside every phone (there are none when the phones tile the utterance) get -100.
+    Frames outside every phone (there are none when the phones tile the utterance) get
+    :data:`IGNORE_INDEX`.
     """
     centres = np.arange(T) * HOP_LENGTH
     idx = np.searchsorted(np.asarray(ends), centres, side="right")
-    out = np.full(T, -100, dtype=np.int64)
+    out = np.full(T, IGNORE_INDEX, dtype=np.int64)
     inside = idx < len(ends)
     inside[inside] &= np.asarray(starts)[idx[inside]] <= centres[inside]
     out[inside] = np.asarray(labels)[idx[inside]]

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from asrlib.data import IGNORE_INDEX
-from asrlib.train import Objective, TrainConfig, train
+from asrlib.features import IGNORE_INDEX
+from asrlib.objectives import Objective
+from asrlib.phones import BLANK
+from asrlib.train import TrainConfig, train
 
 
 @torch.no_grad()
@@ -32,7 +34,7 @@ def frame_predictions(
     for batch in loader:
         batch = batch.to(device)
         logits = model(batch.x, batch.x_lens)
-        logits[..., 0] = float("-inf")  # index 0 is the CTC blank, never a frame label
+        logits[..., BLANK] = float("-inf")  # the CTC blank is never a frame label
         predicted = table[logits.argmax(-1)].cpu().numpy()
         target = table[batch.frame_y.clamp(min=0)].cpu().numpy()
         for b, n in enumerate(batch.x_lens.tolist()):

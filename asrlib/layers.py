@@ -14,19 +14,16 @@ Three implementations compute the same thing:
     parameters are handed to ``torch.nn.RNN/GRU/LSTM`` (cuDNN on a GPU) through
     ``torch.func.functional_call``.
 ``"fused"``
-    the peephole LSTM, which torch does not have: one matrix product for the input projection
-    of all frames, the four gates in one product per step (on a CPU with oneDNN's prepacked
-    weights, as ``nn.LSTM`` itself uses), each step's elementwise work in one call of a compiled
-    kernel (:mod:`asrlib.native`; PyTorch operations where there is none), and a hand-written
-    backward pass through time (BPTT) whose weight gradients are large matrix products after the
-    loop. On a CPU a train step costs about what ``nn.LSTM``'s does
-    (``tests/benchmarks/RESULTS.md``).
+    the peephole LSTM, which torch does not have: :class:`asrlib.fused_lstm.PeepholeLSTMFunction`,
+    a whole sequence with a hand-written backward pass through time, about as fast as
+    ``nn.LSTM`` on a CPU.
 
 ``impl="auto"`` picks ``"builtin"`` where it exists and ``"fused"`` for the peephole LSTM.
 
 On these, :class:`Bidirectional` pairs a forward and a backward layer (eq. 8-10) and
 :class:`DeepRecurrent` stacks levels (eq. 11-12), each bidirectional level reading both
-directions of the level below.
+directions of the level below. :func:`load_builtin` copies the weights of torch's own
+``nn.LSTM``/``nn.GRU``/``nn.RNN`` (or their cells) into any of them, for checking one against the other.
 """
 
 from __future__ import annotations
@@ -35,11 +32,10 @@ import warnings
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 from torch.func import functional_call
 
-from asrlib import native
 from asrlib.cells import GRUCell, LSTMCell, RNNCell, _Cell, make_cell
+from asrlib.fused_lstm import PeepholeLSTMFunction, Reorder
 
 IMPLS = ("auto", "loop", "builtin", "fused")
 
@@ -59,7 +55,7 @@ def check_batch(x: torch.Tensor, x_lens: torch.Tensor | None, input_size: int) -
     return x_lens.to(device=x.device, dtype=torch.long)
 
 
-def _frames(x_lens: torch.Tensor, T: int, reverse: bool) -> torch.Tensor:
+def frame_order(x_lens: torch.Tensor, T: int, reverse: bool) -> torch.Tensor:
     """(T, B): the frame read at each step. Backwards, each utterance is read from its last real
     frame to its first and its padding stays after it. The map is its own inverse."""
     t = torch.arange(T, device=x_lens.device).unsqueeze(1)
@@ -70,239 +66,13 @@ def _frames(x_lens: torch.Tensor, T: int, reverse: bool) -> torch.Tensor:
 def reverse_padded(x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
     """Reverse each sequence of ``x : (B, T, ...)`` within its length; padding stays in place.
     Its own inverse."""
-    idx = _frames(x_lens.to(x.device), x.shape[1], reverse=True).t()
+    idx = frame_order(x_lens.to(x.device), x.shape[1], reverse=True).t()
     return x.gather(1, idx.view(*idx.shape, *([1] * (x.ndim - 2))).expand_as(x))
 
 
 def time_mask(x_lens: torch.Tensor, T: int) -> torch.Tensor:
     """(B, T) boolean mask of the real frames."""
     return torch.arange(T, device=x_lens.device).unsqueeze(0) < x_lens.unsqueeze(1)
-
-
-def _onednn(t: torch.Tensor) -> bool:
-    """Whether oneDNN's linear operators can take ``t``: float32 on a CPU with oneDNN."""
-    return (
-        t.device.type == "cpu" and t.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-        and hasattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise")
-    )
-
-
-def _linear(weight: torch.Tensor, rows: int, bias: torch.Tensor | None = None):
-    """``(x, add=None) -> x @ weight.T (+ bias) (+ add)`` for inputs of ``rows`` rows, prepared once.
-
-    On a CPU with oneDNN the weight is prepacked into oneDNN's blocked layout, the layout of
-    oneDNN's own fused LSTM (what ``nn.LSTM`` runs on a CPU), and ``add`` is fused into the
-    product. For the small per-step products of a recurrence (16 x 250 by 250 x 1000) this halves
-    the time of a plain BLAS call, and it speeds up the large input projection too. Elsewhere
-    (GPU, float64) it is the plain product.
-    """
-    if _onednn(weight):
-        mkldnn = torch.ops.mkldnn
-        packed = mkldnn._reorder_linear_weight(weight, rows)
-
-        def product(x, add=None):
-            if add is None:
-                return mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-            return mkldnn._linear_pointwise.binary(x, add, packed, bias, "add")
-
-        return product
-    w_t = weight.t()
-
-    def product(x, add=None):
-        if bias is not None:
-            add = bias if add is None else add + bias
-        return x @ w_t if add is None else torch.addmm(add, x, w_t)
-
-    return product
-
-
-def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a.T @ b`` for ``a : (N, M)``, ``b : (N, K)``: a weight gradient summed over N frames.
-
-    oneDNN's product takes the transposed operands as strided views, and on a CPU runs this
-    shape about twice as fast as the BLAS call behind ``a.T @ b``.
-    """
-    if _onednn(a):
-        return torch.ops.mkldnn._linear_pointwise(b.t(), a.t(), None, "none", [], "").t()
-    return a.t() @ b
-
-
-class PeepholeLSTMFunction(torch.autograd.Function):
-    """A whole peephole-LSTM sequence, eq. (3)-(7), with a hand-written BPTT backward.
-
-    Inputs are time-major: ``x : (T, B, I)``, ``h0, c0 : (B, H)``, ``bias`` the sum
-    ``bias_ih + bias_hh`` (4H). Returns ``(h, c)``, each ``(T, B, H)``: every step's states.
-
-    Forward: the input projections of all frames in one product, then per step one small product
-    for all four gates and the step's elementwise work. Backward, per step: the elementwise work
-    that gives the gradients of the gate pre-activations, and one small product for the recurrent
-    gradient; after the loop, one large product for the input gradient and two for the weight
-    gradients, over all frames at once.
-
-    A step's elementwise work has two implementations that compute the same numbers: the
-    compiled kernels of :mod:`asrlib.native` (float32 on a CPU, where a C compiler exists), and
-    PyTorch operations otherwise (GPU, float64), written in place into preallocated buffers.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias, w_ci, w_cf, w_co):
-        ctx.set_materialize_grads(False)
-        T, B, I = x.shape
-        H = h0.shape[1]
-        # the input part of every frame's gates; the steps add the recurrent part and activate them
-        acts = _linear(weight_ih, T * B, bias)(x.reshape(T * B, I)).view(T, B, 4 * H)
-        hs = x.new_empty(T + 1, B, H)                # hs[0] = h0, hs[t + 1] = h_t
-        cs = x.new_empty(T + 1, B, H)
-        tanh_c = x.new_empty(T, B, H)
-        hs[0], cs[0] = h0, c0
-        peepholes = [w.contiguous() for w in (w_ci, w_cf, w_co)]
-        steps = _native_forward if _native_ok(x) else _torch_forward
-        steps(acts, hs, cs, tanh_c, _linear(weight_hh, B), *peepholes)
-        ctx.save_for_backward(x, weight_ih, weight_hh, *peepholes, acts, hs, cs, tanh_c)
-        return hs[1:], cs[1:]
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_h, grad_c):
-        x, weight_ih, weight_hh, w_ci, w_cf, w_co, acts, hs, cs, tanh_c = ctx.saved_tensors
-        T, B, I = x.shape
-        H = hs.shape[-1]
-        back = _linear(weight_hh.t().contiguous(), B)                    # d -> d @ W_hh (+ add)
-        grad_h = grad_h.contiguous() if grad_h is not None else hs.new_zeros(T, B, H)
-        steps = _native_backward if _native_ok(x) else _torch_backward
-        dc = cs.new_empty(B, H).copy_(grad_c[T - 1]) if grad_c is not None else cs.new_zeros(B, H)
-        d_gates, grad_h0, grad_c0 = steps(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_co)
-
-        flat = d_gates.view(T * B, 4 * H)
-        grad_x = _linear(weight_ih.t().contiguous(), T * B)(flat).view_as(x) if ctx.needs_input_grad[0] else None
-        grad_ih = _gram(flat, x.reshape(T * B, I))
-        grad_hh = _gram(flat, hs[:-1].reshape(T * B, H))
-        grad_ci = (d_gates[..., :H] * cs[:-1]).sum((0, 1))
-        grad_cf = (d_gates[..., H : 2 * H] * cs[:-1]).sum((0, 1))
-        grad_co = (d_gates[..., 3 * H :] * cs[1:]).sum((0, 1))
-        return grad_x, grad_h0, grad_c0, grad_ih, grad_hh, flat.sum(0), grad_ci, grad_cf, grad_co
-
-
-def _native_ok(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and native.kernels() is not None
-
-
-def _torch_forward(acts, hs, cs, tanh_c, recurrent, w_ci, w_cf, w_co):
-    """The forward steps in PyTorch operations: ``acts`` (T, B, 4H) in, the gate activations out;
-    ``hs``, ``cs`` (T + 1, B, H) and ``tanh_c`` (T, B, H) filled from step 1 on."""
-    T, B, _ = acts.shape
-    H = hs.shape[-1]
-    w_cif = torch.stack([w_ci, w_cf])             # (2, H): the i and f peepholes in one operation
-    gates = acts.view(T, B, 4, H)
-    a_t, if_t = acts.unbind(0), gates[:, :, :2].unbind(0)
-    i_t, f_t, g_t, o_t = (gates[:, :, k].unbind(0) for k in range(4))
-    h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
-    for t in range(T):
-        a_t[t].add_(recurrent(h_t[t]))                                     # all four gates
-        if_t[t].addcmul_(c_t[t].unsqueeze(1), w_cif).sigmoid_()            # eq. (3), (4)
-        g_t[t].tanh_()
-        c = torch.mul(f_t[t], c_t[t], out=c_t[t + 1]).addcmul_(i_t[t], g_t[t])  # eq. (5)
-        o_t[t].addcmul_(c, w_co).sigmoid_()                                # eq. (6), with c_t
-        torch.mul(o_t[t], torch.tanh(c, out=tc_t[t]), out=h_t[t + 1])     # eq. (7)
-
-
-def _torch_backward(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_co):
-    """The backward steps in PyTorch operations. ``dc`` (B, H) comes in holding dL/dc at the last
-    step and is updated in place. Returns the gradients of the gate pre-activations (T, B, 4H),
-    and of h0 and c0.
-
-    First the factors of every frame, in a few passes over whole tensors. With dc = dL/dc_t (all
-    paths) and dh = dL/dh_t, the gradients of the pre-activations are dc * (g i', c_{t-1} f', i g')
-    for i, f, g and dh * tanh(c_t) o' for o; dc gains dh * through_h (eq. 7, and eq. 6's peephole)
-    and passes dc * carry on to c_{t-1} (eq. 5, and the peepholes of eq. 3-4). The loop then needs
-    four elementwise operations a step."""
-    T, B, _ = acts.shape
-    H = cs.shape[-1]
-    i, f, g, o = acts.chunk(4, dim=2)
-    factors = torch.addcmul(acts, acts, acts, value=-1)             # s (1 - s), the sigmoid's derivative
-    fi, ff, fg, fo = factors.chunk(4, dim=2)
-    fi.mul_(g)
-    ff.mul_(cs[:-1])
-    torch.addcmul(i, i * g, g, value=-1, out=fg)                     # i (1 - g^2)
-    fo.mul_(tanh_c)
-    through_h = torch.addcmul(o, o * tanh_c, tanh_c, value=-1).addcmul_(fo, w_co)
-    carry = torch.addcmul(f, fi, w_ci).addcmul_(ff, w_cf)
-
-    d_gates = factors                               # each step's factors become its gradients, in place
-    d_t, f3_t = d_gates.unbind(0), factors.view(T, B, 4, H)[:, :, :3].unbind(0)
-    fo_t, th_t, ca_t, gh_t = fo.unbind(0), through_h.unbind(0), carry.unbind(0), grad_h.unbind(0)
-    dh = gh_t[T - 1]
-    for t in range(T - 1, -1, -1):
-        dc.addcmul_(dh, th_t[t])
-        f3_t[t].mul_(dc.unsqueeze(1))
-        fo_t[t].mul_(dh)
-        dc.mul_(ca_t[t])                                             # now dL/dc_{t-1} through step t
-        if t:
-            dh = back(d_t[t], gh_t[t - 1])
-            if grad_c is not None:
-                dc.add_(grad_c[t - 1])
-    return d_gates, back(d_t[0]), dc
-
-
-def _native_forward(acts, hs, cs, tanh_c, recurrent, w_ci, w_cf, w_co):
-    """:func:`_torch_forward` by the compiled kernel, one call a step (pointers in bytes)."""
-    T, B, G = acts.shape
-    H = hs.shape[-1]
-    step = native.kernels().peephole_forward_step
-    a0, h0, c0, tc0 = (t.data_ptr() for t in (acts, hs, cs, tanh_c))
-    peepholes = [w.data_ptr() for w in (w_ci, w_cf, w_co)]
-    h_t = hs.unbind(0)
-    for t in range(T):
-        rec = recurrent(h_t[t])
-        step(B, H, a0 + 4 * t * B * G, rec.data_ptr(), c0 + 4 * t * B * H, c0 + 4 * (t + 1) * B * H,
-             h0 + 4 * (t + 1) * B * H, tc0 + 4 * t * B * H, *peepholes)
-
-
-def _native_backward(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_co):
-    """:func:`_torch_backward` by the compiled kernel, one call a step (pointers in bytes)."""
-    T, B, G = acts.shape
-    H = cs.shape[-1]
-    step = native.kernels().peephole_backward_step
-    d_gates = torch.empty_like(acts)
-    a0, g0, gh0, c0, tc0 = (t.data_ptr() for t in (acts, d_gates, grad_h, cs, tanh_c))
-    peepholes = [w.data_ptr() for w in (w_ci, w_cf, w_co)]
-    d_t = d_gates.unbind(0)
-    rec = cs.new_zeros(B, H)                         # nothing comes back from after the last step
-    for t in range(T - 1, -1, -1):
-        step(B, H, a0 + 4 * t * B * G, g0 + 4 * t * B * G, gh0 + 4 * t * B * H, rec.data_ptr(), dc.data_ptr(),
-             c0 + 4 * t * B * H, tc0 + 4 * t * B * H, *peepholes)
-        rec = back(d_t[t])
-        if t and grad_c is not None:
-            dc.add_(grad_c[t - 1])
-    return d_gates, rec, dc
-
-
-def _time_major(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """``x : (B, T, F)`` to ``(T, B, F)``, step t of sequence b reading frame ``frames[t, b]``."""
-    return x[torch.arange(x.shape[0], device=x.device), frames]
-
-
-def _batch_first(h: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`_time_major`: ``(T, B, F)`` back to ``(B, T, F)`` in frame order."""
-    return h[frames.t(), torch.arange(h.shape[1], device=h.device).unsqueeze(1)]
-
-
-class _Reorder(torch.autograd.Function):
-    """:func:`_time_major` (``to_time_major=True``) or :func:`_batch_first`, whose backward pass is
-    the other one: a gather both ways (autograd's own backward for indexing scatters, with
-    accumulation, several times slower on a CPU)."""
-
-    @staticmethod
-    def forward(ctx, x, frames, to_time_major):
-        ctx.save_for_backward(frames)
-        ctx.to_time_major = to_time_major
-        return (_time_major if to_time_major else _batch_first)(x, frames)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        (frames,) = ctx.saved_tensors
-        return (_batch_first if ctx.to_time_major else _time_major)(grad, frames), None, None
 
 
 _BUILTINS = {RNNCell: nn.RNN, GRUCell: nn.GRU, LSTMCell: nn.LSTM}
@@ -410,13 +180,13 @@ class Recurrent(nn.Module):
         """:class:`PeepholeLSTMFunction` over the frames in this direction's order."""
         cell = self.cell
         T, B = x.shape[1], x.shape[0]
-        frames = _frames(x_lens, T, self.reverse)
+        frames = frame_order(x_lens, T, self.reverse)
         bias = cell.bias_ih + cell.bias_hh if cell.bias_ih is not None else x.new_zeros(4 * cell.hidden_size)
         h, c = PeepholeLSTMFunction.apply(
-            _Reorder.apply(x, frames, True), state[0], state[1], cell.weight_ih, cell.weight_hh, bias,
+            Reorder.apply(x, frames, True), state[0], state[1], cell.weight_ih, cell.weight_hh, bias,
             cell.weight_ci, cell.weight_cf, cell.weight_co,
         )
-        y = _Reorder.apply(h, frames, False) * time_mask(x_lens, T).unsqueeze(-1).to(h.dtype)
+        y = Reorder.apply(h, frames, False) * time_mask(x_lens, T).unsqueeze(-1).to(h.dtype)
         last, batch = x_lens - 1, torch.arange(B, device=x.device)   # the last step, in either direction
         return y, (h[last, batch], c[last, batch])
 
@@ -518,3 +288,59 @@ class DeepRecurrent(nn.Module):
             x = level(x, x_lens) if self.bidirectional else level(x, x_lens, return_final=False)[0]
             outputs.append(x)
         return outputs if return_levels else x
+
+
+def _pairs(ours: nn.Module, builtin: nn.Module):
+    """(our cell, torch's parameter-name suffix) for every cell of ``ours``."""
+    if isinstance(ours, _Cell):
+        yield ours, "" if isinstance(builtin, nn.RNNCellBase) else "_l0"
+    elif isinstance(ours, Recurrent):
+        yield ours.cell, "_l0_reverse" if ours.reverse else "_l0"
+    elif isinstance(ours, Bidirectional):
+        yield ours.fwd.cell, "_l0"
+        yield ours.bwd.cell, "_l0_reverse"
+    elif isinstance(ours, DeepRecurrent):
+        for n, level in enumerate(ours.levels):
+            for cell, suffix in _pairs(level, builtin):
+                yield cell, suffix.replace("_l0", f"_l{n}")
+    else:
+        raise TypeError(f"cannot copy into a {type(ours).__name__}; expected a cell, Recurrent, Bidirectional "
+                        "or DeepRecurrent")
+
+
+@torch.no_grad()
+def load_builtin(ours: nn.Module, builtin: nn.Module) -> nn.Module:
+    """Copy the weights of torch's own network into ours, so that both compute the same function.
+
+    ``builtin`` is an ``nn.RNNCell``/``nn.GRUCell``/``nn.LSTMCell`` (into a cell of
+    :mod:`asrlib.cells`) or an ``nn.RNN``/``nn.GRU``/``nn.LSTM``, uni- or bidirectional, of one or
+    more layers (into a cell, :class:`Recurrent`, :class:`Bidirectional` or :class:`DeepRecurrent`
+    of the same shape). Peephole weights, which torch does not have, are set to zero. Returns ``ours``.
+
+    >>> ours = DeepRecurrent("gru", 3, 4, num_levels=2)
+    >>> theirs = nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    >>> x = torch.randn(1, 5, 3)
+    >>> torch.allclose(load_builtin(ours, theirs)(x), theirs(x)[0], atol=1e-6)
+    True
+    """
+    kinds = {RNNCell: (nn.RNN, nn.RNNCell), GRUCell: (nn.GRU, nn.GRUCell), LSTMCell: (nn.LSTM, nn.LSTMCell)}
+    used = set()
+    for cell, suffix in _pairs(ours, builtin):
+        if not isinstance(builtin, kinds[type(cell)]):
+            raise TypeError(f"cannot copy a {type(builtin).__name__} into a {type(cell).__name__}")
+        for name, p in cell.named_parameters():
+            if name.startswith("weight_c"):      # a peephole
+                p.zero_()
+                continue
+            source = getattr(builtin, name + suffix, None)
+            if source is None or source.shape != p.shape:
+                found = "nothing" if source is None else f"shape {tuple(source.shape)}"
+                raise ValueError(f"{type(builtin).__name__} has {found} for {name}{suffix}, our "
+                                 f"{type(cell).__name__} needs {tuple(p.shape)}")
+            p.copy_(source)
+            used.add(name + suffix)
+    unused = {n for n, _ in builtin.named_parameters()} - used
+    if unused:
+        raise ValueError(f"{type(builtin).__name__} has weights that {type(ours).__name__} has no place for: "
+                         f"{sorted(unused)}")
+    return ours

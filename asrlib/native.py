@@ -1,6 +1,6 @@
 """Compiled kernels for the peephole LSTM's per-step elementwise work on a CPU (optional).
 
-torch has no peephole LSTM, so :class:`asrlib.layers.PeepholeLSTMFunction` runs its own time loop.
+torch has no peephole LSTM, so :class:`asrlib.fused_lstm.PeepholeLSTMFunction` runs its own time loop.
 Between one step's matrix products it does about ten small elementwise tensor operations, and on
 a CPU each costs more in dispatch and memory traffic than in arithmetic. ``peephole_lstm.c`` (next
 to this file) does a step's elementwise work in one pass instead. It is compiled here at first
@@ -26,6 +26,9 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
+
+from asrlib import runtime
 
 SOURCE = Path(__file__).with_name("peephole_lstm.c")
 
@@ -42,15 +45,22 @@ _SIGNATURES = {
     "peephole_forward_step": [_I, _I] + [_P] * 9,
     "peephole_backward_step": [_I, _I] + [_P] * 10,
 }
-_status = "not loaded yet"
 
 
-def cache_dir() -> Path:
-    """Where compiled kernels are kept: ``$ASRLIB_CACHE``, else ``$XDG_CACHE_HOME/asrlib``, else
-    ``~/.cache/asrlib``."""
-    if os.environ.get("ASRLIB_CACHE"):
-        return Path(os.environ["ASRLIB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asrlib"
+class Status(NamedTuple):
+    """Which path the peephole LSTM's CPU steps take: ``compiled`` with ``flags`` from the library
+    at ``path``, or not, and why (``reason``)."""
+
+    compiled: bool
+    flags: str | None = None
+    path: Path | None = None
+    reason: str = "not loaded yet"
+
+    def __str__(self) -> str:
+        return f"compiled: {self.flags}, cached in {self.path}" if self.compiled else self.reason
+
+
+_status = Status(False)
 
 
 def _cpu_signature() -> str:
@@ -97,16 +107,16 @@ def _build(compiler: str, directory: Path) -> tuple[Path, str]:
 def kernels() -> ctypes.CDLL | None:
     """The compiled kernels, or None where they cannot be had (see :func:`status`)."""
     global _status
-    if os.environ.get("ASRLIB_NATIVE", "1") == "0":
-        _status = "disabled by ASRLIB_NATIVE=0"
+    if not runtime.enabled(runtime.NATIVE_ENV):
+        _status = Status(False, reason=f"disabled by {runtime.NATIVE_ENV}=0")
         return None
     compiler = shutil.which(os.environ.get("CC", "cc"))
     if compiler is None:
-        _status = f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH"
+        _status = Status(False, reason=f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH")
         return None
     try:
         try:
-            path, flags = _build(compiler, cache_dir())
+            path, flags = _build(compiler, runtime.cache_dir())
         except PermissionError:
             path, flags = _build(compiler, Path(tempfile.gettempdir()) / f"asrlib-{getattr(os, 'getuid', lambda: 0)()}")
         lib = ctypes.CDLL(str(path))
@@ -114,13 +124,18 @@ def kernels() -> ctypes.CDLL | None:
             fn = getattr(lib, name)
             fn.argtypes, fn.restype = argtypes, None
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
-        _status = f"compiling failed, using the PyTorch path: {err}"
+        _status = Status(False, reason=f"compiling failed, using the PyTorch path: {err}")
         return None
-    _status = f"compiled: {flags}, cached in {path}"
+    _status = Status(True, flags, path)
     return lib
 
 
-def status() -> str:
-    """How the peephole LSTM's CPU steps run: compiled (with which flags), or why not."""
+def info() -> Status:
+    """How the peephole LSTM's CPU steps run, as a :class:`Status` (loads the kernels first)."""
     kernels()
     return _status
+
+
+def status() -> str:
+    """How the peephole LSTM's CPU steps run, in words: compiled (with which flags), or why not."""
+    return str(info())

@@ -99,7 +99,6 @@ ESPEAK_TO_39: dict[str, str | None] = {
     "h#": "sil",    # silence at both ends of an utterance
 }
 
-ESPEAK_PHONES = tuple(ESPEAK_TO_39)
 _ESPEAK_PAUSES = frozenset({"_", "_:", "_|"})
 
 

@@ -37,7 +37,8 @@ from asrlib.corpus import load_corpus
 from asrlib.data import SpeechDataset
 from asrlib.evaluate import log_probs_of, score
 from asrlib.models import build_model, count_parameters
-from asrlib.train import CTCObjective, TrainConfig, train
+from asrlib.objectives import CTCObjective
+from asrlib.train import TrainConfig, train
 
 
 def parser() -> argparse.ArgumentParser:

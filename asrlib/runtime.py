@@ -1,20 +1,83 @@
-"""Where the computation runs, and how to make it repeat.
+"""Where the computation runs, how to make it repeat, and every setting read from the environment.
 
 The same notebook runs on a laptop CPU, in Colab on a GPU, or on an Apple machine: the device
 is chosen once, here, in the order CUDA, Apple MPS, CPU. A reader overrides the choice with the
 environment variable ``ASRLIB_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``), for example to
 compare a CPU run with a GPU run on the same machine.
+
+Every ``ASRLIB_*`` variable is read here and nowhere else:
+
+====================  ========================================================================
+``ASRLIB_DEVICE``     the device (:func:`get_device`)
+``ASRLIB_DATA``       where corpora are cached (:func:`data_dir`)
+``ASRLIB_CACHE``      where compiled kernels are cached (:func:`cache_dir`)
+``ASRLIB_CORPUS``     ``synthetic`` or ``timit``: the corpus :func:`asrlib.corpus.load_corpus` picks
+``ASRLIB_TIMIT``      a TIMIT folder (and, when set alone, the choice of TIMIT)
+``ASRLIB_NATIVE``     ``0`` turns the compiled peephole-LSTM kernels off (:mod:`asrlib.native`)
+``ASRLIB_ONEDNN``     ``0`` turns oneDNN's prepacked products off (:mod:`asrlib.fused_lstm`)
+``ASRLIB_PROGRESS``   ``0`` hides every progress bar (:func:`progress_bar`): the executed HTML
+                      book and CI set it, a live run shows them
+====================  ========================================================================
+
+Both folders default to ``$XDG_CACHE_HOME/asrlib`` (``~/.cache/asrlib`` where that is unset):
+corpora at its top, kernels in its ``kernels`` subfolder.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 DEVICE_ENV = "ASRLIB_DEVICE"
+DATA_ENV = "ASRLIB_DATA"
+CACHE_ENV = "ASRLIB_CACHE"
+CORPUS_ENV = "ASRLIB_CORPUS"
+TIMIT_ENV = "ASRLIB_TIMIT"
+NATIVE_ENV = "ASRLIB_NATIVE"
+ONEDNN_ENV = "ASRLIB_ONEDNN"
+PROGRESS_ENV = "ASRLIB_PROGRESS"
+
+
+def setting(name: str) -> str | None:
+    """The value of environment variable ``name``, None when it is unset or empty."""
+    return os.environ.get(name) or None
+
+
+def enabled(name: str) -> bool:
+    """An on/off switch (``ASRLIB_NATIVE``, ``ASRLIB_ONEDNN``): on unless set to ``0``."""
+    return os.environ.get(name, "1") != "0"
+
+
+def progress_bar(*args, disable: bool = False, **kwargs) -> tqdm:
+    """``tqdm.auto.tqdm(*args, **kwargs)``, hidden when ``disable`` or ``ASRLIB_PROGRESS=0``."""
+    return tqdm(*args, disable=disable or not enabled(PROGRESS_ENV), **kwargs)
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asrlib"
+
+
+def data_dir(root: str | os.PathLike | None = None) -> Path:
+    """Where corpora are cached: ``root``, else ``$ASRLIB_DATA``, else ``$XDG_CACHE_HOME/asrlib``
+    (``~/.cache/asrlib``).
+
+    >>> data_dir("/tmp/corpora")
+    PosixPath('/tmp/corpora')
+    """
+    root = root if root is not None else setting(DATA_ENV)
+    return Path(root).expanduser() if root is not None else _cache_home()
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: ``$ASRLIB_CACHE``, else ``$XDG_CACHE_HOME/asrlib/kernels``
+    (``~/.cache/asrlib/kernels``)."""
+    root = setting(CACHE_ENV)
+    return Path(root).expanduser() if root is not None else _cache_home() / "kernels"
 
 
 def _mps_available() -> bool:
@@ -44,7 +107,7 @@ def get_device(preferred: str | torch.device | None = None) -> torch.device:
     """
     source = "argument"
     if preferred is None:
-        preferred = os.environ.get(DEVICE_ENV) or None
+        preferred = setting(DEVICE_ENV)
         source = f"environment variable {DEVICE_ENV}"
     if preferred is None:
         if torch.cuda.is_available():

@@ -12,7 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from asrlib.cells import LSTMCell, make_cell
 from asrlib.corpus import Corpus
+from asrlib.features import HOP_LENGTH, NUM_FEATURES
+from asrlib.layers import Recurrent
 
 CUE_CLASSES = ("iy", "aa", "uw", "s")   # vowels at the corners of the vowel space, and a fricative
 
@@ -25,7 +28,7 @@ def _segments(corpus: Corpus, split: str, classes: tuple[str, ...], min_frames: 
     for utt_id in corpus.ids(split)[:limit]:
         u = corpus.load(utt_id)
         utterances.append(u.features)
-        for s, e, p in zip(u.starts // 160, u.ends // 160, u.phones):
+        for s, e, p in zip(u.starts // HOP_LENGTH, u.ends // HOP_LENGTH, u.phones):
             c = corpus.phones.to39[p]
             if c in cues and e - s >= min_frames:
                 mid = (s + e) // 2
@@ -71,11 +74,8 @@ class RecallModel(torch.nn.Module):
     """One recurrent layer read at its last frame by a linear classifier."""
 
     def __init__(self, kind: str, hidden: int = 32, gate_bias: float = 0.0, num_classes: int = len(CUE_CLASSES), **cell_kwargs):
-        from asrlib.cells import LSTMCell, make_cell
-        from asrlib.layers import Recurrent
-
         super().__init__()
-        cell = make_cell(kind, 123, hidden, **cell_kwargs)
+        cell = make_cell(kind, NUM_FEATURES, hidden, **cell_kwargs)
         if kind in ("lstm", "gru") and gate_bias:
             # the gate that keeps the memory: LSTM's forget gate (block 1 of i, f, g, o) and
             # GRU's update gate z (block 1 of r, z, n); a positive bias starts them near 1

@@ -1,8 +1,7 @@
 """The trainer: one loop for every experiment from chapter 5 on, resumable and multi-GPU.
 
 :func:`train` runs ``model`` on an *objective* (how a batch becomes a loss, and how the dev
-split is scored: :class:`CTCObjective`, :class:`asrlib.framewise.FramewiseObjective`) under a
-:class:`TrainConfig`:
+split is scored: :mod:`asrlib.objectives`) under a :class:`TrainConfig`:
 
 * **optimiser**: SGD with momentum (the paper's learning rate 1e-4, momentum 0.9) or Adam; a
   constant or cosine-decayed learning rate; gradient-norm clipping.
@@ -39,6 +38,7 @@ SGD on each sequence's total ``-ln Pr(z|x)``, for which learning rate 1e-4 is me
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import math
@@ -52,18 +52,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
+from asrlib.checkpoint import CHECKPOINT_FORMAT, check_resumable, load_checkpoint, save_checkpoint
 from asrlib.data import Batch, LengthBucketSampler, collate, loader
-from asrlib.runtime import get_device
+from asrlib.objectives import Objective
+from asrlib.runtime import get_device, progress_bar
 
-CHECKPOINT_FORMAT = 1
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
 NOISE_PER = ("sequence", "batch")
 REDUCTIONS = ("mean", "sum")
-# Settings that may change between a run and its resumption; any other difference is an error.
-RESUMABLE_CHANGES = ("epochs", "patience", "restore_best", "progress", "checkpoint_every")
 
 
 @dataclass
@@ -106,146 +104,24 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every must be at least 1 or None, got {self.checkpoint_every}")
 
 
-class Objective:
-    """What :func:`train` optimises. Subclasses define :meth:`loss`, :meth:`count` and
-    :meth:`evaluate`, and name the dev score to early-stop on (``monitor``, a key of
-    :meth:`evaluate`'s result) and whether lower is better (``mode``)."""
-
-    monitor: str = "loss"
-    mode: str = "min"
-
-    def check(self, dataset) -> None:
-        """Raise a ValueError naming any item of ``dataset`` that cannot be trained on."""
-
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        """The batch's summed loss over its units."""
-        raise NotImplementedError
-
-    def count(self, batch: Batch) -> int:
-        """The number of units in the batch."""
-        raise NotImplementedError
-
-    def evaluate(self, model: nn.Module, data: DataLoader, device: torch.device) -> dict[str, float]:
-        """Scores on a split (the model is in eval mode, gradients off)."""
-        raise NotImplementedError
-
-    def better(self, score: float, best: float | None) -> bool:
-        return best is None or (score < best if self.mode == "min" else score > best)
-
-
-class CTCObjective(Objective):
-    """CTC (section 3.1) on a model that maps ``(x, x_lens)`` to ``(B, T, V)`` logits.
-
-    The loss is ``-ln Pr(z|x)`` summed over the batch; the unit is the phone, so the
-    ``"mean"`` loss is in nats per target phone. ``impl="torch"`` computes it with
-    ``F.ctc_loss`` (chapter 5 shows it equal to ``asrlib.ctc.ctc_loss``, which is about 3x
-    slower on CPU), ``"asrlib"`` with ours. The dev scores are the loss and the phone error
-    rate of best-path decoding (fast enough for every epoch; chapter 6 compares the decoders).
-    """
-
-    def __init__(self, phones, impl: str = "torch", monitor: str = "per", blank: int = 0):
-        if impl not in ("torch", "asrlib"):
-            raise ValueError(f"unknown impl {impl!r}; expected 'torch' or 'asrlib'")
-        if monitor not in ("per", "loss"):
-            raise ValueError(f"unknown monitor {monitor!r}; expected 'per' or 'loss'")
-        self.phones, self.impl, self.monitor, self.blank = phones, impl, monitor, blank
-        self.mode = "min"
-
-    def check(self, dataset) -> None:
-        from asrlib.ctc import min_frames
-
-        V = self.phones.num_classes
-        for k in range(len(dataset)):
-            x, y = dataset[k].x, dataset[k].y
-            name = dataset.ids[k] if hasattr(dataset, "ids") else f"item {k}"
-            bad = (y < 0) | (y >= V) | (y == self.blank)
-            if bad.any():
-                raise ValueError(f"utterance {name!r}: label {int(y[bad][0])} is not a phone; labels must lie "
-                                 f"in 0..{V - 1} without the blank {self.blank}")
-            need = int(min_frames(y[None], torch.tensor([len(y)])))
-            if need > len(x):
-                raise ValueError(f"utterance {name!r}: its {len(y)} phones need at least {need} frames "
-                                 f"for a CTC alignment, but it has {len(x)}")
-
-    def log_probs(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        """``(T, B, V)`` log-probabilities, the layout of ``ctc_loss``."""
-        return model(batch.x, batch.x_lens).log_softmax(-1).transpose(0, 1)
-
-    def _ctc(self, log_probs: torch.Tensor, batch: Batch) -> torch.Tensor:
-        if self.impl == "torch":
-            fn = nn.functional.ctc_loss
-        else:
-            from asrlib.ctc import ctc_loss as fn
-        return fn(log_probs, batch.y, batch.x_lens, batch.y_lens, blank=self.blank, reduction="sum")
-
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        return self._ctc(self.log_probs(model, batch), batch)
-
-    def count(self, batch: Batch) -> int:
-        return int(batch.y_lens.sum())
-
-    def evaluate(self, model: nn.Module, data: DataLoader, device: torch.device) -> dict[str, float]:
-        from asrlib.ctc_decode import decode_batch
-        from asrlib.metrics import phone_errors
-
-        total, phones, refs, hyps = 0.0, 0, [], []
-        for batch in data:
-            batch = batch.to(device)
-            lp = self.log_probs(model, batch)
-            total += self._ctc(lp, batch).item()
-            phones += self.count(batch)
-            hyps += [h[0][0] for h in decode_batch(lp, batch.x_lens, method="greedy", blank=self.blank)]
-            refs += [y[:n].tolist() for y, n in zip(batch.y.cpu(), batch.y_lens.tolist())]
-        return {"loss": total / phones, "per": phone_errors(refs, hyps, self.phones).rate}
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: to a temporary file beside it, flushed to disk,
-    then renamed over ``path`` (a crash at any moment leaves either the old or the new file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
-    """Read a checkpoint written by :func:`train`, with ``weights_only=True`` (no code runs)."""
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # a truncated or foreign file: say which
-        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an asrlib training checkpoint (format {CHECKPOINT_FORMAT})")
-    return state
-
-
 # ---------------------------------------------------------------------------------------------
 # the loop
 
 
-def _distributed(device) -> tuple[int, int, torch.device, bool]:
-    """(rank, world size, device, whether this call created the process group)."""
+def _distributed(device) -> tuple[int, int, torch.device]:
+    """(rank, world size, device). Under torchrun the process group is created by the first call
+    and kept for the process's life (a two-stage run trains twice in one group); it is destroyed
+    at exit."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1 and not dist.is_initialized():
-        return 0, 1, get_device(device), False
-    created = False
+        return 0, 1, get_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        created = True
+        atexit.register(dist.destroy_process_group)
     if torch.cuda.is_available() and device is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    return dist.get_rank(), dist.get_world_size(), get_device(device), created
+    return dist.get_rank(), dist.get_world_size(), get_device(device)
 
 
 def _noise_generator(seed: int, step: int, rank: int, piece: int, device: torch.device) -> torch.Generator:
@@ -293,7 +169,7 @@ def train(
         step: ``step_loss``; and ``best_epoch``, ``stopped_early``.
     """
     config = config or TrainConfig()
-    rank, world, device, created_group = _distributed(device)
+    rank, world, device = _distributed(device)
     show = config.progress and rank == 0
     for dataset in (train_set, dev_set):
         if dataset is not None:
@@ -325,42 +201,38 @@ def train(
                 **state,
             })
 
-    epochs = tqdm(range(state["epoch"], config.epochs), desc="epochs", initial=state["epoch"], total=config.epochs,
+    epochs = progress_bar(range(state["epoch"], config.epochs), desc="epochs", initial=state["epoch"], total=config.epochs,
                   disable=not show, leave=False)
-    try:
-        for epoch in epochs:
-            if history["stopped_early"]:
-                break
-            done = state["step"] - epoch * steps_per_epoch  # batches of this epoch before a resume
-            batches = sampler.epoch_batches(epoch)[done:]
-            data = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, pin_memory=device.type == "cuda")
-            start = time.perf_counter()
-            model.train()
-            for batch in tqdm(data, desc=f"epoch {epoch + 1}", disable=not show, leave=False):
-                opt.zero_grad(set_to_none=True)
-                loss = _gradient(net, params, objective, batch.to(device), config, state["step"], rank, world)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the training loss is {loss} at epoch {epoch + 1}, step {state['step'] + 1}; the model "
-                        f"keeps the weights before this step" + (f", as does {checkpoint}" if checkpoint else ""))
-                if config.clip is not None:
-                    nn.utils.clip_grad_norm_(params, config.clip)
-                opt.step()
-                schedule.step()
-                history["step_loss"].append(loss)
-                state["step"] += 1
-                if config.checkpoint_every and state["step"] % config.checkpoint_every == 0:
-                    state["seconds"] += time.perf_counter() - start
-                    start = time.perf_counter()
-                    save()
-            state["seconds"] += time.perf_counter() - start
-            _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_per_epoch,
-                       lr=opt.param_groups[0]["lr"])
-            epochs.set_postfix({k: f"{v[-1]:.3g}" for k, v in history.items() if k.startswith("dev_")})
-            save()
-    finally:
-        if created_group:
-            dist.destroy_process_group()
+    for epoch in epochs:
+        if history["stopped_early"]:
+            break
+        done = state["step"] - epoch * steps_per_epoch  # batches of this epoch before a resume
+        batches = sampler.epoch_batches(epoch)[done:]
+        data = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, pin_memory=device.type == "cuda")
+        start = time.perf_counter()
+        model.train()
+        for batch in progress_bar(data, desc=f"epoch {epoch + 1}", disable=not show, leave=False):
+            opt.zero_grad(set_to_none=True)
+            loss = _gradient(net, params, objective, batch.to(device), config, state["step"], rank, world)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"the training loss is {loss} at epoch {epoch + 1}, step {state['step'] + 1}; the model "
+                    f"keeps the weights before this step" + (f", as does {checkpoint}" if checkpoint else ""))
+            if config.clip is not None:
+                nn.utils.clip_grad_norm_(params, config.clip)
+            opt.step()
+            schedule.step()
+            history["step_loss"].append(loss)
+            state["step"] += 1
+            if config.checkpoint_every and state["step"] % config.checkpoint_every == 0:
+                state["seconds"] += time.perf_counter() - start
+                start = time.perf_counter()
+                save()
+        state["seconds"] += time.perf_counter() - start
+        _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_per_epoch,
+                   lr=opt.param_groups[0]["lr"])
+        epochs.set_postfix({k: f"{v[-1]:.3g}" for k, v in history.items() if k.startswith("dev_")})
+        save()
     if config.restore_best and state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
     return history
@@ -433,15 +305,7 @@ def _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_p
 
 def _resume(path, config: TrainConfig, model, opt, schedule, device) -> dict:
     saved = load_checkpoint(path, map_location=device)
-    ours = dataclasses.asdict(config)
-    changed = {k: (saved["config"].get(k), v) for k, v in ours.items()
-               if saved["config"].get(k) != v and k not in RESUMABLE_CHANGES}
-    if config.schedule == "cosine" and saved["config"]["epochs"] != config.epochs:
-        changed["epochs"] = (saved["config"]["epochs"], config.epochs)
-    if changed:
-        listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
-        raise ValueError(f"{path} was written with different settings ({listed}); use a new checkpoint path "
-                         f"or the same settings to resume")
+    check_resumable(path, saved["config"], dataclasses.asdict(config))
     try:
         model.load_state_dict(saved["model"])
     except RuntimeError as e:

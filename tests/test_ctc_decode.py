@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from asrlib.ctc import collapse, ctc_loss
-from asrlib.ctc_decode import beam_search, decode_batch, greedy, prefix_search, transducer_beam_search
+from asrlib.ctc_decode import beam_search, decode_batch, greedy, prefix_search
+from asrlib.transducer_decode import transducer_beam_search
 
 
 def _log_probs(seed, T=5, V=3, sharpness=1.0, blank_bias=0.0):

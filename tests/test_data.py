@@ -44,11 +44,16 @@ def test_dataset_batches_match_single_utterances(ci_corpus):
     assert isinstance(moved, Batch)
 
 
-def test_shuffling_is_reproducible(ci_corpus):
+@pytest.mark.parametrize("bucket", [True, False])
+def test_shuffling_is_reproducible_and_shuffles(ci_corpus, bucket):
     ds = SpeechDataset(ci_corpus, "dev", preload=False)
-    first = [b.x_lens.tolist() for b in loader(ds, batch_size=8, seed=3)]
-    second = [b.x_lens.tolist() for b in loader(ds, batch_size=8, seed=3)]
-    assert first == second
+
+    def order(**kwargs):
+        return [b.x_lens.tolist() for b in loader(ds, batch_size=8, bucket=bucket, **kwargs)]
+
+    assert order(seed=3) == order(seed=3)
+    assert order(seed=3) != order(seed=4)                  # the seed changes the order
+    assert order(seed=3) != order(shuffle=False)           # and it is not the split's order
 
 
 def test_unknown_split_is_an_error(ci_corpus):

@@ -5,8 +5,8 @@ import shutil
 import pytest
 import torch
 
-from asrlib import layers, native
-from asrlib.layers import PeepholeLSTMFunction
+from asrlib import fused_lstm, native
+from asrlib.fused_lstm import PeepholeLSTMFunction
 
 T, B, I, H = 9, 3, 5, 37  # H: whole vectors of 16 and 8 floats, and a remainder
 
@@ -29,7 +29,7 @@ def test_kernels_build_wherever_there_is_a_c_compiler():
 
 
 def _run(args, use_native, monkeypatch):
-    monkeypatch.setattr(layers, "_native_ok", lambda x: use_native)
+    monkeypatch.setattr(fused_lstm, "_native_ok", lambda x: use_native)
     args = [a.detach().clone().requires_grad_(True) for a in args]
     h, c = PeepholeLSTMFunction.apply(*args)
     torch.manual_seed(1)

@@ -6,7 +6,7 @@ import soundfile
 
 from asrlib.corpus import CorpusError, load_corpus
 from asrlib.phones import UnknownPhoneError
-from asrlib.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS, build_timit, read_phn, scan
+from asrlib.corpus.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS, build_timit, read_phn, scan
 
 PHONES = ["h#", "sh", "iy", "hv", "ae", "dcl", "d", "q", "ix", "h#"]
 

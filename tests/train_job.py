@@ -16,7 +16,8 @@ from torch.utils.data import Dataset
 from asrlib.data import Item
 from asrlib.models import build_model
 from asrlib.phones import PhoneSet
-from asrlib.train import CTCObjective, TrainConfig, train
+from asrlib.objectives import CTCObjective
+from asrlib.train import TrainConfig, train
 
 FEATURES = 8
 PHONES = PhoneSet("timit")

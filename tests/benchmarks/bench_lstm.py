@@ -19,7 +19,7 @@ import time
 import torch
 from torch import nn
 
-from asrlib import layers, native
+from asrlib import fused_lstm, native
 from asrlib.layers import DeepRecurrent
 from common import provenance, sync
 
@@ -27,13 +27,13 @@ from common import provenance, sync
 @contextlib.contextmanager
 def pytorch_steps(on: bool):
     """Run the peephole LSTM's steps in PyTorch operations even where the compiled kernels exist."""
-    saved = layers._native_ok
+    saved = fused_lstm._native_ok
     if on:
-        layers._native_ok = lambda x: False
+        fused_lstm._native_ok = lambda x: False
     try:
         yield
     finally:
-        layers._native_ok = saved
+        fused_lstm._native_ok = saved
 
 
 def time_once(model, x, device, train):

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from asrlib import features as F
-from asrlib.corpus import (
-    FORMAT_VERSION, Corpus, CorpusError, _run_jobs, data_root, finish_corpus, read_manifest, utterance_path,
-    write_manifest, write_utterance,
+from asrlib.corpus.store import (
+    FORMAT_VERSION, Corpus, CorpusError, finish_corpus, read_manifest, run_jobs, utterance_path, write_manifest,
+    write_utterance,
 )
 from asrlib.phones import TIMIT61, UnknownPhoneError
+from asrlib.runtime import data_dir
 
 # The 24 speakers of the core test set: 2 men and 1 woman from each dialect region.
 CORE_TEST_SPEAKERS = frozenset({
@@ -153,7 +154,7 @@ def build_timit(path: str | Path, root: str | Path | None = None, workers: int |
     """Convert TIMIT at ``path`` into the cache (once) and return it as a :class:`Corpus`."""
     source = find_root(path).resolve()
     key = hashlib.sha1(str(source).encode()).hexdigest()[:10]
-    folder = data_root(root) / f"timit-v{FORMAT_VERSION}-{key}"
+    folder = data_dir(root) / f"timit-v{FORMAT_VERSION}-{key}"
     manifest_path = folder / "manifest.json"
     entries = scan(source)
     manifest = read_manifest(manifest_path)
@@ -163,7 +164,7 @@ def build_timit(path: str | Path, root: str | Path | None = None, workers: int |
     paths = [utterance_path(folder, e["id"]) for e in entries]
     jobs = [(e, str(path)) for e, path in zip(entries, paths) if not path.exists()]
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    _run_jobs(_make, jobs, workers, "reading TIMIT", progress)
+    run_jobs(_make, jobs, workers, "reading TIMIT", progress)
     speakers = sorted({(e["speaker"], e["split"]) for e in entries})
     corpus = finish_corpus(
         folder, "timit", "timit", [{"id": e["id"], "split": e["split"]} for e in entries],

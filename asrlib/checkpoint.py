@@ -1,0 +1,60 @@
+"""Training checkpoints: written atomically, read without running code, resumed only when it is safe.
+
+A checkpoint is one ``torch.save`` of a dict: the weights, the optimiser and schedule state, the
+history, the best weights so far and the position in the epoch (:func:`asrlib.train.train`
+writes it). :func:`save_checkpoint` writes it to a temporary file beside the target, flushed to
+disk, then renamed over it: a run killed while saving leaves the previous checkpoint intact.
+:func:`load_checkpoint` reads it with ``torch.load(weights_only=True)``, so a checkpoint from
+elsewhere cannot run code. :func:`check_resumable` refuses to continue a run under different
+settings, naming each one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_FORMAT = 1
+# Settings that may change between a run and its resumption; any other difference is an error.
+RESUMABLE_CHANGES = ("epochs", "patience", "restore_best", "progress", "checkpoint_every")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: to a temporary file beside it, flushed to disk,
+    then renamed over ``path`` (a crash at any moment leaves either the old or the new file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
+    """Read a checkpoint written by :func:`train`, with ``weights_only=True`` (no code runs)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # a truncated or foreign file: say which
+        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an asrlib training checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def check_resumable(path, saved: dict, ours: dict) -> None:
+    """Raise a ValueError naming every setting of ``ours`` (a config as a dict) that differs from
+    the ``saved`` one in a way a resumed run cannot honour. A cosine schedule depends on the
+    number of epochs, so for it ``epochs`` may not change either."""
+    changed = {k: (saved.get(k), v) for k, v in ours.items() if saved.get(k) != v and k not in RESUMABLE_CHANGES}
+    if ours.get("schedule") == "cosine" and saved.get("epochs") != ours.get("epochs"):
+        changed["epochs"] = (saved.get("epochs"), ours.get("epochs"))
+    if changed:
+        listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise ValueError(f"{path} was written with different settings ({listed}); use a new checkpoint path "
+                         f"or the same settings to resume")

@@ -1,0 +1,243 @@
+"""The book's default corpus: phone-labelled, multi-speaker speech generated offline with espeak-ng.
+
+TIMIT cannot be downloaded, so by default the book trains on a corpus that this module
+generates with espeak-ng (:mod:`asrlib.corpus.synth`, sentences from
+:mod:`asrlib.corpus.sentences`), shaped like TIMIT:
+
+* 8 accents play the part of TIMIT's 8 dialect regions; each has 8 speakers (5 male, 3 female
+  voice variants, each with its own speaking rate and pitch): 64 speakers in all;
+* speaker-disjoint splits as in TIMIT, scaled down: per region 6 training speakers, 1
+  development speaker (TIMIT's 50-speaker dev set) and 1 test speaker (the 24-speaker core
+  test set), alternating male and female;
+* every utterance has 16 kHz audio, its text, its speaker, and every phone with its start
+  and end sample, the analogue of TIMIT's ``.PHN`` files.
+
+Sizes: ``"ci"`` (10 utterances per speaker, 640 in all, about half a minute to build on 2
+cores) for the book's CPU runs and its tests, ``"full"`` (80 per speaker, 5120 in all, 3840
+for training as in TIMIT's 3696) for real training. It is stored in the format of
+:mod:`asrlib.corpus.store`; the corpus hash is the same for any build order and worker count.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asrlib import features as F
+from asrlib.corpus.sentences import sentence
+from asrlib.corpus.store import (
+    FORMAT_VERSION, Corpus, CorpusError, finish_corpus, read_manifest, read_utterance, run_jobs, utterance_path,
+    write_manifest, write_utterance,
+)
+from asrlib.corpus.synth import ESPEAK_SAMPLE_RATE, Voice, synthesise
+from asrlib.phones import normalise_espeak
+from asrlib.runtime import data_dir
+
+# The 8 accents, in the role of TIMIT's dialect regions DR1..DR8.
+ACCENTS = (
+    "en-us", "en-us-nyc", "en", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
+)
+MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
+FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
+MALES_PER_REGION, FEMALES_PER_REGION = 5, 3
+SIZES = {"ci": 10, "full": 80}   # utterances per speaker
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str          # e.g. "dr3-f2": region 3, second female speaker
+    region: int
+    sex: str         # "m" or "f"
+    split: str
+    voice: Voice
+
+
+def speakers() -> list[Speaker]:
+    """The 64 speakers of the synthetic corpus, in a fixed order."""
+    out = []
+    for r, accent in enumerate(ACCENTS, start=1):
+        rng = random.Random(f"asrlib-speakers-{accent}")
+        males = rng.sample(MALE_VARIANTS, MALES_PER_REGION)
+        females = rng.sample(FEMALE_VARIANTS, FEMALES_PER_REGION)
+        # TIMIT's core test set has men and women from every region; alternate here.
+        test_sex, dev_sex = ("m", "f") if r % 2 else ("f", "m")
+        pool = {"m": [("m", v) for v in males], "f": [("f", v) for v in females]}
+        test = pool[test_sex].pop()
+        dev = pool[dev_sex].pop()
+        ordered = [(s, v, "train") for s, v in pool["m"] + pool["f"]] + [(*dev, "dev"), (*test, "test")]
+        counts = {"m": 0, "f": 0}
+        for sex, variant, split in ordered:
+            counts[sex] += 1
+            voice = Voice(accent, variant, rate=rng.randrange(140, 196, 5), pitch=rng.randrange(30, 71, 5))
+            out.append(Speaker(f"dr{r}-{sex}{counts[sex]}", r, sex, split, voice))
+    return out
+
+
+@dataclass(frozen=True)
+class UtteranceSpec:
+    id: str
+    speaker: Speaker
+    text: str
+    seed: int
+
+
+def utterance_specs(size: str | int = "ci") -> list[UtteranceSpec]:
+    """Every utterance of a corpus size, in a fixed order. ``size`` is a name of
+    :data:`SIZES` or a number of utterances per speaker."""
+    per_speaker = _per_speaker(size)
+    specs = []
+    for spk in speakers():
+        for k in range(per_speaker):
+            utt_id = f"{spk.id}-s{k:03d}"
+            seed = zlib.crc32(utt_id.encode())
+            specs.append(UtteranceSpec(utt_id, spk, sentence(seed), seed))
+    return specs
+
+
+def _per_speaker(size: str | int) -> int:
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ValueError(f"unknown corpus size {size!r}; expected one of {sorted(SIZES)} or a number of utterances per speaker")
+        return SIZES[size]
+    if int(size) < 1:
+        raise ValueError(f"utterances per speaker must be at least 1, got {size}")
+    return int(size)
+
+
+# --------------------------------------------------------------------------------------------
+# one utterance: synthesis and segmentation
+
+
+def _segments(events: list[tuple[int, str]], num_samples: int, where: str) -> list[tuple[int, int, str]]:
+    """Phoneme events (start sample, symbol) to segments (start, end, fine label) that tile the
+    audio: the span before the first phone is ``h#``, empty phones are dropped, pauses at the
+    ends become ``h#`` and neighbouring silences merge."""
+    events = sorted(events, key=lambda e: e[0])
+    starts = [min(max(s, 0), num_samples) for s, _ in events]
+    ends = starts[1:] + [num_samples]
+    segs = [(0, starts[0], "h#")] if starts and starts[0] > 0 else []
+    segs += [(s, e, normalise_espeak(sym, where)) for (s, e), (_, sym) in zip(zip(starts, ends), events) if e > s]
+    if not segs:
+        raise CorpusError(f"{where}: the synthesiser produced no phones")
+    segs = [(s, e, "h#" if p == "pau" and (i == 0 or i == len(segs) - 1) else p) for i, (s, e, p) in enumerate(segs)]
+    merged = [segs[0]]
+    for s, e, p in segs[1:]:
+        ps, _, pp = merged[-1]
+        if p == pp and p in ("h#", "pau"):
+            merged[-1] = (ps, e, p)
+        else:
+            merged.append((s, e, p))
+    return merged
+
+
+def _render(spec: UtteranceSpec) -> dict:
+    """Synthesise one utterance and give it TIMIT's shape: 16 kHz int16 audio with silence at
+    both ends, and phone segments in samples."""
+    import librosa
+
+    audio22, events = synthesise(spec.text, spec.speaker.voice, spec.seed)
+    segs = _segments(events, len(audio22), spec.id)
+    rng = np.random.default_rng(spec.seed)
+    audio = librosa.resample(F.pcm_to_float(audio22), orig_sr=ESPEAK_SAMPLE_RATE, target_sr=F.SAMPLE_RATE)
+    scale = F.SAMPLE_RATE / ESPEAK_SAMPLE_RATE
+    lead, trail = (int(x) for x in rng.integers(800, 2400, size=2))  # 50-150 ms of silence
+    audio = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(trail, np.float32)])
+    audio *= rng.uniform(0.4, 0.9) / max(np.abs(audio).max(), 1e-6)
+    audio += rng.normal(0.0, 3e-4, size=audio.shape).astype(np.float32)  # a noise floor, as in any recording
+    bounds = [lead + round(s * scale) for s, _, _ in segs] + [len(audio)]
+    bounds[0] = 0
+    rows = [(b0, b1, p) for b0, b1, (_, _, p) in zip(bounds, bounds[1:], segs) if b1 > b0]
+    pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
+    return {
+        "audio": pcm,
+        "starts": np.array([r[0] for r in rows], np.int32),
+        "ends": np.array([r[1] for r in rows], np.int32),
+        "phones": np.array([r[2] for r in rows]),
+        "text": spec.text,
+        "speaker": spec.speaker.id,
+    }
+
+
+def speak(text: str, speaker: Speaker | str, seed: int = 0) -> dict:
+    """Any sentence in the voice of one of the corpus's speakers (a speaker id such as
+    ``"dr5-f1"``, or a :class:`Speaker`): 16 kHz int16 ``audio`` with its phone ``starts``,
+    ``ends`` and ``phones``, exactly as the corpus stores its utterances."""
+    if isinstance(speaker, str):
+        known = {s.id: s for s in speakers()}
+        if speaker not in known:
+            raise ValueError(f"unknown speaker {speaker!r}; the speakers are {sorted(known)}")
+        speaker = known[speaker]
+    return _render(UtteranceSpec(f"{speaker.id}-custom", speaker, text, seed))
+
+
+def _make(job: tuple[UtteranceSpec, str]) -> str:
+    spec, path = job
+    write_utterance(Path(path), _render(spec))
+    return spec.id
+
+
+def build_corpus(
+    size: str | int = "ci",
+    root: str | Path | None = None,
+    workers: int | None = None,
+    order_seed: int | None = None,
+    progress: bool = True,
+) -> Corpus:
+    """Generate (or load from the cache) the synthetic corpus.
+
+    Parameters
+    ----------
+    size : str or int
+        ``"ci"`` (640 utterances), ``"full"`` (5120), or utterances per speaker.
+    root : path, optional
+        Cache folder; default :func:`asrlib.runtime.data_dir`.
+    workers : int, optional
+        Processes that synthesise in parallel (default: the number of CPU cores, at most 8).
+        The result does not depend on it.
+    order_seed : int, optional
+        Synthesise in a shuffled order (for testing that the order does not matter either).
+    progress : bool
+        Show a progress bar.
+    """
+    specs = utterance_specs(size)
+    folder = data_dir(root) / f"synthetic-v{FORMAT_VERSION}"
+    label = size if isinstance(size, str) else f"{int(size)}per"
+    manifest_path = folder / f"manifest-{label}.json"
+    manifest = read_manifest(manifest_path)
+    if manifest is not None and all(utterance_path(folder, s.id).exists() for s in specs):
+        return Corpus(folder, manifest)
+
+    start = time.perf_counter()
+    todo = []
+    for spec in specs:
+        path = utterance_path(folder, spec.id)
+        if path.exists():
+            try:
+                read_utterance(path)
+                continue
+            except CorpusError:
+                path.unlink()  # a damaged file from an earlier run: make it again
+        todo.append((spec, str(path)))
+    if order_seed is not None:
+        random.Random(order_seed).shuffle(todo)
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    run_jobs(_make, todo, workers, f"synthesising corpus '{label}'", progress)
+
+    speakers_meta = [
+        {"id": s.id, "region": s.region, "sex": s.sex, "split": s.split, "accent": s.voice.accent,
+         "variant": s.voice.variant, "rate": s.voice.rate, "pitch": s.voice.pitch}
+        for s in speakers()
+    ]
+    corpus = finish_corpus(
+        folder, f"synthetic-{label}", "espeak", [{"id": s.id, "split": s.speaker.split} for s in specs],
+        speakers_meta, {"size": label, "build_seconds": round(time.perf_counter() - start, 1), "synthesised": len(todo)},
+        progress,
+    )
+    write_manifest(manifest_path, corpus)
+    return corpus
