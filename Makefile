@@ -64,3 +64,4 @@ bench: $(STAMP)
 	$(BIN)/pip install -q --no-deps "pyctcdecode>=0.5,<0.6" "pygtrie>=2.5"  # the beam-search anchor; its other deps are ours or optional (kenlm)
 	$(BIN)/python tests/benchmarks/bench_lstm.py
 	$(BIN)/python tests/benchmarks/bench_ctc.py
+	$(BIN)/python tests/benchmarks/bench_rnnt.py

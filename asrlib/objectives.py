@@ -3,8 +3,8 @@
 An objective defines :meth:`Objective.loss` (a batch's summed loss over its units),
 :meth:`Objective.count` (the units: phones for CTC, frames for framewise training) and
 :meth:`Objective.evaluate` (dev scores), and names the score that early stopping watches.
-:class:`CTCObjective` is section 3.1's; :class:`asrlib.framewise.FramewiseObjective` is the
-framewise cross-entropy of chapter 4.
+:class:`CTCObjective` is section 3.1's, :class:`TransducerObjective` section 3.2's;
+:class:`asrlib.framewise.FramewiseObjective` is the framewise cross-entropy of chapter 4.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from asrlib import ctc
 from asrlib.data import Batch
 from asrlib.evaluate import Outputs, score
+from asrlib.transducer_loss import rnnt_loss
 
 
 class Objective:
@@ -107,3 +108,35 @@ class CTCObjective(Objective):
             outputs.extend(lp.transpose(0, 1), batch)
         per = score(outputs, self.phones, "greedy", blank=self.blank).errors.rate
         return {"loss": total / phones, "per": per}
+
+
+class TransducerObjective(Objective):
+    """The RNN transducer (section 3.2) on a model called as ``model(x, x_lens, y, y_lens)`` that
+    returns ``(B, T, U+1, V)`` logits (:class:`asrlib.transducer.Transducer`).
+
+    The loss is ``-ln Pr(y|x)`` from :func:`asrlib.transducer.rnnt_loss` (log-softmax fused),
+    summed over the batch; the unit is the phone. The dev score is the loss (the transducer's
+    decoders come with chapter 8). Any utterance of at least one frame has an alignment.
+    """
+
+    def __init__(self, phones, blank: int = 0):
+        self.phones, self.blank = phones, blank
+        self.monitor, self.mode = "loss", "min"
+
+    def check(self, dataset) -> None:
+        check_labels(dataset, self.phones.num_classes, self.blank, lambda y: 1, "a transducer alignment")
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        logits = model(batch.x, batch.x_lens, batch.y, batch.y_lens)
+        return rnnt_loss(logits, batch.y, batch.x_lens, batch.y_lens, blank=self.blank, reduction="sum")
+
+    def count(self, batch: Batch) -> int:
+        return int(batch.y_lens.sum())
+
+    def evaluate(self, model: nn.Module, data: DataLoader, device: torch.device) -> dict[str, float]:
+        total, phones = 0.0, 0
+        for batch in data:
+            batch = batch.to(device)
+            total += self.loss(model, batch).item()
+            phones += self.count(batch)
+        return {"loss": total / phones}
