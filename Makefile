@@ -65,3 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_lstm.py
 	$(BIN)/python tests/benchmarks/bench_ctc.py
 	$(BIN)/python tests/benchmarks/bench_rnnt.py
+	$(BIN)/python tests/benchmarks/bench_transducer_decode.py

@@ -35,7 +35,7 @@ The map, one idea per module:
 ``models``                                 the networks of Table 1 by name
 ``ctc``, ``ctc_decode``                    section 3.1 and its decoders
 ``transducer``, ``transducer_loss``,       section 3.2: prediction and joint networks, the
-``transducer_decode``                      lattice loss, the beam search
+``transducer_decode``, ``pretrain``        lattice loss, decoding, pretraining
 ``objectives``, ``train``, ``checkpoint``  what is optimised, the one loop, its checkpoints
 ``evaluate``, ``metrics``, ``framewise``   scoring: decoding and phone error rates
 ``tasks``, ``gradients``, ``sensitivity``  the small experiments of chapters 2-4 and Figure 3

@@ -1,10 +1,11 @@
-"""Scoring a trained CTC network on a split: decode every utterance, count phone errors.
+"""Scoring a trained network on a split: decode every utterance, count phone errors.
 
-:func:`log_probs_of` runs the network over a split once; :func:`score` decodes those outputs
-with any decoder of :mod:`asrlib.ctc_decode` and returns the errors (phone error rate after
-folding to the 39 classes, with substitutions, deletions and insertions), the hypotheses and
-the decoding time. This is the one decode-and-count path: chapter 6, ``python -m asrlib.run``
-and the trainer's dev scores (:class:`asrlib.objectives.CTCObjective`) all go through it.
+:func:`log_probs_of` runs a CTC network over a split once; :func:`score` decodes those outputs
+with any decoder of :mod:`asrlib.ctc_decode`; :func:`score_transducer` decodes a transducer with
+:mod:`asrlib.transducer_decode`. Both return the errors (phone error rate after folding to the
+39 classes, with substitutions, deletions and insertions), the hypotheses and the decoding time,
+counted by :func:`count`: the one counting path for chapters 6-8, ``python -m asrlib.run`` and
+the trainer's dev scores (:mod:`asrlib.objectives`).
 """
 
 from __future__ import annotations
@@ -64,5 +65,36 @@ def score(outputs: Outputs, phones, method: str = "beam", progress: bool = False
     start = time.perf_counter()
     hyps = [decode(lp, **decoder_kwargs)[0][0]
             for lp in progress_bar(outputs.log_probs, desc=method, disable=not progress, leave=False)]
-    seconds = time.perf_counter() - start
-    return Score(phone_errors(outputs.references, hyps, phones), hyps, seconds)
+    return count(outputs.references, hyps, phones, time.perf_counter() - start)
+
+
+def count(references: list[list[int]], hypotheses: list, phones, seconds: float = 0.0) -> Score:
+    """Errors of ``hypotheses`` (label tuples) against ``references``, folded to 39 classes."""
+    return Score(phone_errors(references, hypotheses, phones), list(hypotheses), seconds)
+
+
+@torch.no_grad()
+def score_transducer(
+    model: nn.Module, dataset, phones, method: str = "beam", device: torch.device | str = "cpu",
+    batch_size: int = 32, progress: bool = False, **decoder_kwargs,
+) -> Score:
+    """Decode every utterance of ``dataset`` with a transducer (``method`` ``"greedy"``, a padded
+    batch at a time, or ``"beam"``, one utterance at a time; keyword arguments go to the
+    decoder, e.g. ``beam=100``) and count errors against the references."""
+    from asrlib.transducer_decode import beam_search, greedy  # the transducer's decoders
+
+    if method not in ("greedy", "beam"):
+        raise ValueError(f"unknown method {method!r}; expected 'greedy' or 'beam'")
+    was_training = model.training
+    model.eval()
+    refs, hyps = [], []
+    start = time.perf_counter()
+    for batch in progress_bar(loader(dataset, batch_size, shuffle=False), desc=method, disable=not progress, leave=False):
+        batch = batch.to(device)
+        refs += [y[:n].tolist() for y, n in zip(batch.y.cpu(), batch.y_lens.tolist())]
+        if method == "greedy":
+            hyps += [h for h, _ in greedy(model, batch.x, batch.x_lens, **decoder_kwargs)]
+        else:
+            hyps += [beam_search(model, x[:n], **decoder_kwargs)[0][0] for x, n in zip(batch.x, batch.x_lens.tolist())]
+    model.train(was_training)
+    return count(refs, hyps, phones, time.perf_counter() - start)

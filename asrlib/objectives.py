@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader
 from asrlib import ctc
 from asrlib.data import Batch
 from asrlib.evaluate import Outputs, score
+from asrlib.evaluate import count as count_errors
+from asrlib.transducer_decode import greedy
 from asrlib.transducer_loss import rnnt_loss
 
 
@@ -115,13 +117,16 @@ class TransducerObjective(Objective):
     returns ``(B, T, U+1, V)`` logits (:class:`asrlib.transducer.Transducer`).
 
     The loss is ``-ln Pr(y|x)`` from :func:`asrlib.transducer.rnnt_loss` (log-softmax fused),
-    summed over the batch; the unit is the phone. The dev score is the loss (the transducer's
-    decoders come with chapter 8). Any utterance of at least one frame has an alignment.
+    summed over the batch; the unit is the phone. The dev scores are the loss and the phone
+    error rate of greedy decoding (:func:`asrlib.transducer_decode.greedy`); ``monitor`` picks
+    the one early stopping watches. Any utterance of at least one frame has an alignment.
     """
 
-    def __init__(self, phones, blank: int = 0):
+    def __init__(self, phones, monitor: str = "loss", blank: int = 0):
+        if monitor not in ("per", "loss"):
+            raise ValueError(f"unknown monitor {monitor!r}; expected 'per' or 'loss'")
         self.phones, self.blank = phones, blank
-        self.monitor, self.mode = "loss", "min"
+        self.monitor, self.mode = monitor, "min"
 
     def check(self, dataset) -> None:
         check_labels(dataset, self.phones.num_classes, self.blank, lambda y: 1, "a transducer alignment")
@@ -134,9 +139,11 @@ class TransducerObjective(Objective):
         return int(batch.y_lens.sum())
 
     def evaluate(self, model: nn.Module, data: DataLoader, device: torch.device) -> dict[str, float]:
-        total, phones = 0.0, 0
+        total, phones, refs, hyps = 0.0, 0, [], []
         for batch in data:
             batch = batch.to(device)
             total += self.loss(model, batch).item()
             phones += self.count(batch)
-        return {"loss": total / phones}
+            refs += [y[:n].tolist() for y, n in zip(batch.y.cpu(), batch.y_lens.tolist())]
+            hyps += [h for h, _ in greedy(model, batch.x, batch.x_lens, blank=self.blank)]
+        return {"loss": total / phones, "per": count_errors(refs, hyps, self.phones).errors.rate}

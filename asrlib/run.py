@@ -1,4 +1,4 @@
-"""Full-size CTC experiments from the command line, resumable, on one device or many.
+"""Full-size CTC and transducer experiments from the command line, resumable, on one device or many.
 
 The paper's recipe for a CTC network of Table 1 (sections 3.4 and 4)::
 
@@ -12,9 +12,17 @@ CPU chapters use Adam with a cosine schedule). On several GPUs::
 
     torchrun --nproc_per_node 4 -m asrlib.run CTC-3l-250h --corpus timit --paper --out runs/ctc3l
 
+Transducers (section 3.2) train the same way: ``Trans-3l-250h`` from random weights (with the
+blank's output bias set to its share of an alignment, :meth:`asrlib.transducer.Transducer.init_blank_prior_`),
+and ``PreTrans-3l-250h`` as the paper did: first a CTC network of the same shape (the same
+stages, or the best weights of an earlier CTC run given with ``--ctc-from run/stage2.pt``) and a
+next-phone language model on the training transcriptions (:mod:`asrlib.pretrain`), whose
+weights become the transducer's transcription and prediction networks; then the transducer's
+stages.
+
 Killed at any point, the same command resumes from the checkpoints in ``--out``. At the end
-the best network is scored on the test split with best-path and beam-search decoding, and
-``results.json`` records the phone error rates with their provenance (command, commit,
+the best network is scored on the test split with best-path (greedy) and beam-search decoding,
+and ``results.json`` records the phone error rates with their provenance (command, commit,
 device, date); ``history.json`` holds the learning curves.
 """
 
@@ -32,12 +40,17 @@ import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from asrlib.corpus import load_corpus
 from asrlib.data import SpeechDataset
 from asrlib.evaluate import log_probs_of, score
 from asrlib.models import build_model, count_parameters
-from asrlib.objectives import CTCObjective
+from asrlib.checkpoint import load_checkpoint
+from asrlib.evaluate import score_transducer
+from asrlib.models import parse_name
+from asrlib.objectives import CTCObjective, TransducerObjective
+from asrlib.pretrain import PhoneLM, PhoneLMObjective, pretrained_transducer
 from asrlib.train import TrainConfig, train
 
 
@@ -64,6 +77,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between mid-epoch checkpoints")
+    p.add_argument("--ctc-from", type=Path, default=None,
+                   help="PreTrans: a checkpoint of a CTC run of the same shape (else one is trained first)")
     return p
 
 
@@ -91,31 +106,68 @@ def provenance(device: torch.device, argv: list[str]) -> dict:
             "torch": torch.__version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
+def frames_per_phone(dataset) -> float:
+    info = {u["id"]: u for u in dataset.corpus.utterances}
+    return sum(info[i]["num_frames"] for i in dataset.ids) / sum(info[i]["num_phones"] for i in dataset.ids)
+
+
+def pretrain(args, spec, phones, train_set, dev_set, plan) -> tuple[nn.Module, PhoneLM, dict]:
+    """The CTC network and the phone LM that a ``PreTrans`` network starts from, and their records."""
+    name = dataclasses.replace(spec, family="CTC").name
+    ctc = build_model(name, num_classes=phones.num_classes, init=args.init)
+    record = {"ctc": name}
+    if args.ctc_from is not None:
+        state = load_checkpoint(args.ctc_from, map_location="cpu")
+        try:
+            ctc.load_state_dict(state["best_model"] or state["model"])
+        except RuntimeError as e:
+            raise SystemExit(f"{args.ctc_from} does not hold a {name} network: {e}") from e
+        record["ctc_from"] = str(args.ctc_from)
+    else:
+        for stage, config, monitor in plan:
+            h = train(ctc, CTCObjective(phones, monitor=monitor), train_set, dev_set, config, device=args.device,
+                      checkpoint=args.out / f"ctc-{stage}.pt")
+            record[f"ctc_{stage}_dev_per"] = min(h["dev_per"]) if h.get("dev_per") else None
+    lm = PhoneLM(phones.num_classes - 1, spec.hidden, **(spec.cell_kwargs if spec.cell == "lstm" else {}))
+    lm_config = dataclasses.replace(plan[0][1], weight_noise=0.0)
+    h = train(lm, PhoneLMObjective(), train_set, dev_set, lm_config, device=args.device, checkpoint=args.out / "lm.pt")
+    record["lm_dev_perplexity"] = min(h["dev_perplexity"])
+    return ctc, lm, record
+
+
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    spec = parse_name(args.model)
     corpus = load_corpus(args.corpus, size=args.size, timit=args.timit)
     phones = corpus.phones
-    if not args.model.startswith("CTC-"):
-        raise SystemExit(f"asrlib.run trains CTC networks; {args.model!r} is a transducer")
     torch.manual_seed(args.seed)
     model = build_model(args.model, num_classes=phones.num_classes, init=args.init)
     train_set, dev_set, test_set = (SpeechDataset(corpus, s, preload=args.size == "ci") for s in ("train", "dev", "test"))
     args.out.mkdir(parents=True, exist_ok=True)
-    histories, plan = {}, stages(args)
+    histories, plan, extra = {}, stages(args), {}
+    if spec.family != "CTC":
+        model.init_blank_prior_(frames_per_phone(train_set))
+    if spec.family == "PreTrans":
+        ctc, lm, extra["pretraining"] = pretrain(args, spec, phones, train_set, dev_set, plan)
+        pretrained_transducer(model, ctc, lm)
+    objective = CTCObjective if spec.family == "CTC" else TransducerObjective
     for name, config, monitor in plan:
-        histories[name] = train(model, CTCObjective(phones, monitor=monitor), train_set, dev_set, config,
+        histories[name] = train(model, objective(phones, monitor=monitor), train_set, dev_set, config,
                                 device=args.device, checkpoint=args.out / f"{name}.pt")
     rank = int(os.environ.get("RANK", "0"))
     if rank != 0:
         return {}
     device = next(model.parameters()).device
-    outputs = log_probs_of(model, test_set, device)
-    results = {"model": args.model, "weights": count_parameters(model), "corpus": repr(corpus),
+    results = {"model": args.model, "weights": count_parameters(model), "corpus": repr(corpus), **extra,
                "stages": {n: {"config": dataclasses.asdict(c), "epochs": len(histories[n]["epoch"]),
                               "best_epoch": histories[n]["best_epoch"]} for n, c, _ in plan}}
+    outputs = log_probs_of(model, test_set, device) if spec.family == "CTC" else None
     for method, kwargs in (("greedy", {}), ("beam", {"beam": args.beam})):
-        s = score(outputs, phones, method, progress=True, **kwargs)
+        if outputs is not None:
+            s = score(outputs, phones, method, progress=True, **kwargs)
+        else:
+            s = score_transducer(model, test_set, phones, method, device=device, progress=True, **kwargs)
         results[f"test_per_{method}"] = s.errors.rate
         results[f"test_errors_{method}"] = dataclasses.asdict(s.errors)
     results["provenance"] = provenance(device, argv)

@@ -1,9 +1,22 @@
-"""Decoding the transducer: the beam search of Graves (2012), Algorithm 1.
+"""Decoding the transducer: greedy decoding, and the beam search of Graves (2012), Algorithm 1.
 
-The paper decodes both its CTC and its transducer networks with this search (width 100, the
-n-best list sorted by ``Pr(y)`` without length normalisation). For CTC it reads the transducer's
-``Pr(k|t,u)`` as CTC's ``Pr(k|t)``; taken literally that fails on a trained CTC network, which is
-why :func:`asrlib.ctc_decode.beam_search` keeps CTC's own alignment rules.
+The paper decodes its transducers with this beam search (width 100, the n-best list sorted by
+``Pr(y)`` without length normalisation; Graves 2012 normalised by length). For CTC it reads the
+transducer's ``Pr(k|t,u)`` as CTC's ``Pr(k|t)``; taken literally (:func:`transducer_beam_search`
+without a network) that fails on a trained CTC network, which is why
+:func:`asrlib.ctc_decode.beam_search` keeps CTC's own alignment rules.
+
+* :func:`greedy`: at every frame, emit the most probable label until the blank is the most
+  probable output (at most ``max_symbols`` labels a frame), for a whole padded batch at once.
+* :func:`beam_search`: Algorithm 1 on a trained :class:`asrlib.transducer.Transducer`, through
+  a :class:`NetworkScorer` that runs the transcription network once, caches the prediction
+  network's state per prefix (a new hypothesis costs one LSTM step from its parent's state)
+  and evaluates the joint network for all hypotheses of a frame in one batched call.
+
+Both are guaranteed to finish: no hypothesis gains more than ``max_symbols`` labels at one frame,
+and the search takes at most ``max_pops`` hypotheses out of its queue per frame, whatever the
+network (even one whose blank has probability 0). Hypotheses are tuples of labels; scores are
+natural logs.
 """
 
 from __future__ import annotations
@@ -12,37 +25,111 @@ import heapq
 from collections.abc import Callable
 
 import numpy as np
+import torch
+from torch import nn
 
 from asrlib.ctc_decode import NEG_INF, NEGLIGIBLE, _logsumexp, _prepare
+
+MAX_SYMBOLS = 5   # labels one hypothesis may emit at one frame (phones last 3 frames or more)
+
+
+def search(
+    T: int, V: int, prob_fn: Callable[[int, tuple[int, ...]], np.ndarray], beam: int = 100, blank: int = 0,
+    nbest: int | None = None, length_norm: bool = False, max_symbols: int = MAX_SYMBOLS,
+    max_pops: int | None = None, prefetch: Callable[[int, list], None] | None = None,
+) -> list[tuple[tuple[int, ...], float]]:
+    """Algorithm 1 of Graves (2012) over ``T`` frames, with ``prob_fn(t, y) -> ln Pr(k | t, y)``
+    over the V outputs; see :func:`transducer_beam_search`. ``prefetch(t, hypotheses)``, when
+    given, is called at the start of every frame with the beam (to batch the network's work).
+    Returns ``[(labels, ln Pr(labels))]``, best first: by ``ln Pr``, or with ``length_norm`` by
+    ``ln Pr / length`` (Graves 2012)."""
+    if beam < 1 or max_symbols < 1:
+        raise ValueError(f"beam and max_symbols must be at least 1, got {beam}, {max_symbols}")
+    labels = np.array([k for k in range(V) if k != blank])
+    max_pops = max_pops if max_pops is not None else 20 * beam + 100
+    hyps: dict[tuple[int, ...], float] = {(): 0.0}
+    for t in range(T):
+        if prefetch is not None:
+            prefetch(t, list(hyps))
+        # A = B, with the prefix sums: Pr(y) += Pr(y') Pr(y|y', t) for every proper prefix y' in B
+        # (with the prefixes' scores from frame t - 1: a path through an intermediate prefix is
+        # already in the product Pr(y|y', t))
+        A = dict(hyps)
+        for y in hyps:
+            score = hyps[y]
+            extension = 0.0
+            for j in range(len(y) - 1, max(len(y) - 1 - max_symbols, -1), -1):
+                extension += prob_fn(t, y[:j])[y[j]]
+                if extension < score - NEGLIGIBLE:
+                    break
+                prefix = hyps.get(y[:j])
+                if prefix is not None:
+                    score = _logsumexp(score, prefix + extension)
+            A[y] = score
+        original = set(hyps)
+        # A as a max-heap of entries (-score, id, y, rank, order, depth); rank -1 is y itself,
+        # rank r >= 0 the r-th most probable extension of a parent, generated when its
+        # predecessor leaves the heap; depth counts the labels added at this frame
+        heap = [(-s, i, y, -1, None, 0) for i, (y, s) in enumerate(A.items())]
+        heapq.heapify(heap)
+        counter, pops = len(heap), 0
+        new: dict[tuple[int, ...], float] = {}
+        best_new: list[float] = []  # min-heap of the W best scores in the new B
+        while heap and pops < max_pops:
+            if len(best_new) >= beam and best_new[0] >= -heap[0][0]:
+                break
+            neg, _, y, rank, order, depth = heapq.heappop(heap)
+            pops += 1
+            score = -neg
+            if rank >= 0:  # a lazy extension: build it, queue the next-best extension of its parent
+                parent, dist = y
+                k = int(order[rank])
+                y = parent + (k,)
+                if rank + 1 < len(order):
+                    heapq.heappush(heap, (-(score - dist[k] + dist[order[rank + 1]]), counter, (parent, dist),
+                                          rank + 1, order, depth))
+                    counter += 1
+                if y in original:  # counted by the prefix sums
+                    continue
+            dist = prob_fn(t, y)
+            blank_score = score + dist[blank]
+            new[y] = _logsumexp(new.get(y, NEG_INF), blank_score)
+            heapq.heappush(best_new, blank_score)
+            if len(best_new) > beam:
+                heapq.heappop(best_new)
+            if depth < max_symbols:
+                order = labels[np.argsort(-dist[labels], kind="stable")]
+                heapq.heappush(heap, (-(score + dist[order[0]]), counter, (y, dist), 0, order, depth + 1))
+                counter += 1
+        hyps = dict(heapq.nlargest(beam, new.items(), key=lambda item: item[1]))
+    key = (lambda item: -item[1] / max(len(item[0]), 1)) if length_norm else (lambda item: -item[1])
+    return sorted(hyps.items(), key=key)[: nbest or beam]
 
 
 def transducer_beam_search(
     log_probs, beam: int = 100, blank: int = 0, nbest: int | None = None,
-    prob_fn: Callable[[int, tuple[int, ...]], np.ndarray] | None = None,
+    prob_fn: Callable[[int, tuple[int, ...]], np.ndarray] | None = None, **kwargs,
 ) -> list[tuple[tuple[int, ...], float]]:
-    """The transducer beam search of Graves (2012), Algorithm 1, taken literally.
+    """The transducer beam search of Graves (2012), Algorithm 1, on per-frame outputs.
 
-    With ``prob_fn`` it decodes an RNN transducer. Without it, ``Pr(k|t,u) = Pr(k|t)`` read
+    With ``prob_fn`` it decodes any transducer. Without it, ``Pr(k|t,u) = Pr(k|t)`` read
     literally: a label does not consume a frame. On a trained CTC network that reading
     fails: at a spike frame the blank (the only way on to the next frame) has probability
-    ~e^-8, so it emits the spike's label again and again. :func:`asrlib.ctc_decode.beam_search` is the reading
-    that works, CTC's own alignment rules inside the same beam.
+    ~e^-8, so it emits the spike's label again and again, up to ``max_symbols`` times.
+    :func:`asrlib.ctc_decode.beam_search` is the reading that works.
 
     Parameters
     ----------
     log_probs : array or Tensor, shape (T, V)
-        ``ln Pr(k|t)``; only its length is used when ``prob_fn`` is given.
+        ``ln Pr(k|t)``; only its shape is used when ``prob_fn`` is given.
     beam : int
         W, the hypotheses kept after every frame (the paper: 100).
     nbest : int, optional
         How many hypotheses to return (default: all W).
     prob_fn : callable, optional
-        ``prob_fn(t, y) -> ln Pr(k | t, y)`` over V, for a transducer whose output depends on
-        the labels so far. Default: ``log_probs[t]``, the CTC case.
-
-    Returns
-    -------
-    list of (labels, ln Pr(labels)), most probable first.
+        ``prob_fn(t, y) -> ln Pr(k | t, y)`` over V. Default: ``log_probs[t]``, the CTC case.
+    **kwargs
+        ``length_norm``, ``max_symbols``, ``max_pops``, ``prefetch`` (see :func:`search`).
 
     Per frame t, with B the hypotheses after frame t - 1: each hypothesis first collects the
     probability of reaching it from its prefixes in B by emitting labels at frame t; then the
@@ -52,57 +139,118 @@ def transducer_beam_search(
     of ``Pr(k|t)``, so only those that can still enter the beam are ever built; an extension
     that is already in B was counted by the prefix sums and is not added twice.
     """
-    lp, labels = _prepare(log_probs, blank, beam)
-    T = len(lp)
+    lp, _ = _prepare(log_probs, blank, beam)
     get = prob_fn if prob_fn is not None else (lambda t, y: lp[t])
-    hyps: dict[tuple[int, ...], float] = {(): 0.0}
+    return search(len(lp), lp.shape[1], get, beam, blank, nbest, **kwargs)
+
+
+class NetworkScorer:
+    """``ln Pr(k | t, y)`` of a trained :class:`asrlib.transducer.Transducer` on one utterance.
+
+    The transcription network runs once (``l_t`` for every frame). The prediction network's
+    output and state are cached per prefix, so hypothesis y + (k,) costs one LSTM step from y's
+    state; distributions are cached per (frame, prefix). :meth:`prefetch` computes the
+    distributions of many prefixes at one frame with one batched LSTM step and one batched
+    joint call. ``batched=False`` evaluates one hypothesis at a time (for the benchmark).
+    """
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, batched: bool = True):
+        self.model, self.batched = model, batched
+        self.cell = model.prediction.rnn.cell
+        self.K = model.prediction.num_phones
+        with torch.no_grad():
+            self.l = model.encode(x[None], torch.tensor([len(x)], device=x.device))[0]   # (T, H)
+            zero = x.new_zeros(1, self.K)
+            h, c = self.cell(zero, self.cell.init_state(1, zero))                       # p_0: no phone yet
+        self.states: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {(): (h[0], c[0])}
+        self.dists: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+        self.joint_calls = self.lstm_calls = 0
+
+    def __len__(self) -> int:
+        return len(self.l)
+
+    @torch.no_grad()
+    def _states(self, prefixes: list[tuple[int, ...]]) -> None:
+        todo = [y for y in dict.fromkeys(prefixes) if y not in self.states]
+        missing = [y[:-1] for y in todo if y[:-1] not in self.states]
+        if missing:
+            self._states(missing)
+        if not todo:
+            return
+        h = torch.stack([self.states[y[:-1]][0] for y in todo])
+        c = torch.stack([self.states[y[:-1]][1] for y in todo])
+        phones = nn.functional.one_hot(torch.tensor([y[-1] - 1 for y in todo], device=h.device), self.K).to(h.dtype)
+        h, c = self.cell(phones, (h, c))
+        self.lstm_calls += 1
+        for i, y in enumerate(todo):
+            self.states[y] = (h[i], c[i])
+
+    @torch.no_grad()
+    def prefetch(self, t: int, prefixes: list[tuple[int, ...]]) -> None:
+        todo = [y for y in dict.fromkeys(prefixes) if (t, y) not in self.dists]
+        if not self.batched and len(todo) > 1:
+            for y in todo:
+                self.prefetch(t, [y])
+            return
+        if not todo:
+            return
+        self._states(todo)
+        p = torch.stack([self.states[y][0] for y in todo])
+        lp = self.model.joint(self.l[t].expand(len(todo), -1), p).log_softmax(-1).double().cpu().numpy()
+        self.joint_calls += 1
+        for i, y in enumerate(todo):
+            self.dists[t, y] = lp[i]
+
+    def __call__(self, t: int, y: tuple[int, ...]) -> np.ndarray:
+        if (t, y) not in self.dists:
+            self.prefetch(t, [y])
+        return self.dists[t, y]
+
+
+def beam_search(
+    model: nn.Module, x: torch.Tensor, beam: int = 100, blank: int = 0, nbest: int | None = None,
+    batched: bool = True, **kwargs,
+) -> list[tuple[tuple[int, ...], float]]:
+    """Graves (2012) Algorithm 1 on a trained transducer and one utterance ``x : (T, F)``:
+    ``[(labels, ln Pr(labels|x))]``, most probable first (``length_norm=True``: by
+    ``ln Pr / length``, as in 2012; the paper does not normalise). Other keyword arguments as
+    :func:`search`."""
+    if x.ndim != 2:
+        raise ValueError(f"x must be one utterance of shape (T, F), got {tuple(x.shape)}")
+    scorer = NetworkScorer(model, x, batched=batched)
+    return search(len(scorer), model.num_classes, scorer, beam, blank, nbest, prefetch=scorer.prefetch, **kwargs)
+
+
+@torch.no_grad()
+def greedy(
+    model: nn.Module, x: torch.Tensor, x_lens: torch.Tensor | None = None, blank: int = 0,
+    max_symbols: int = MAX_SYMBOLS,
+) -> list[tuple[tuple[int, ...], float]]:
+    """Greedy decoding of a padded batch ``x : (B, T, F)``: at each frame, emit the most probable
+    label and stay, until the blank is the most probable output or ``max_symbols`` labels have
+    left the frame (then the blank is taken). Returns one ``(labels, ln Pr(path))`` per utterance."""
+    if x.ndim != 3:
+        raise ValueError(f"x must be a batch of shape (B, T, F), got {tuple(x.shape)}")
+    B, T, _ = x.shape
+    x_lens = torch.full((B,), T, device=x.device) if x_lens is None else x_lens.to(x.device)
+    l = model.encode(x, x_lens)                                                      # noqa: E741
+    cell, K = model.prediction.rnn.cell, model.prediction.num_phones
+    zero = x.new_zeros(B, K)
+    h, c = cell(zero, cell.init_state(B, zero))
+    hyps, scores, rows = [[] for _ in range(B)], torch.zeros(B, dtype=torch.float64, device=x.device), torch.arange(B)
     for t in range(T):
-        # A = B, with the prefix sums: Pr(y) += Pr(y') Pr(y|y', t) for every proper prefix y' in A
-        # (with the prefixes' scores from frame t - 1: a path through an intermediate prefix is
-        # already in the product Pr(y|y', t))
-        A = dict(hyps)
-        for y in hyps:
-            score = hyps[y]
-            extension = 0.0
-            for j in range(len(y) - 1, -1, -1):
-                extension += get(t, y[:j])[y[j]]
-                if extension < score - NEGLIGIBLE:
-                    break
-                prefix = hyps.get(y[:j])
-                if prefix is not None:
-                    score = _logsumexp(score, prefix + extension)
-            A[y] = score
-        original = set(hyps)
-        # A as a max-heap of entries (-score, id, y, rank); rank -1 is y itself, rank r >= 0 its
-        # r-th most probable extension, generated when its predecessor leaves the heap
-        heap = [(-s, i, y, -1, None) for i, (y, s) in enumerate(A.items())]
-        heapq.heapify(heap)
-        counter = len(heap)
-        new: dict[tuple[int, ...], float] = {}
-        best_new: list[float] = []  # min-heap of the W best scores in the new B
-        while heap:
-            if len(best_new) >= beam and best_new[0] >= -heap[0][0]:
+        active = t < x_lens
+        for n in range(max_symbols + 1):
+            lp = model.joint(l[:, t], h).log_softmax(-1).double()
+            k = lp.argmax(-1) if n < max_symbols else torch.full_like(x_lens, blank)
+            scores += torch.where(active, lp[rows, k], 0.0)
+            emit = active & (k != blank)
+            if not emit.any():
                 break
-            neg, _, y, rank, order = heapq.heappop(heap)
-            score = -neg
-            if rank >= 0:  # a lazy extension: build it, queue the next-best extension of its parent
-                parent, dist = y
-                k = int(order[rank])
-                y = parent + (k,)
-                if rank + 1 < len(order):
-                    heapq.heappush(heap, (-(score - dist[k] + dist[order[rank + 1]]), counter, (parent, dist), rank + 1, order))
-                    counter += 1
-                if y in original:  # counted by the prefix sums
-                    continue
-            dist = get(t, y)
-            blank_score = score + dist[blank]
-            new[y] = _logsumexp(new.get(y, NEG_INF), blank_score)
-            heapq.heappush(best_new, blank_score)
-            if len(best_new) > beam:
-                heapq.heappop(best_new)
-            order = labels[np.argsort(-dist[labels], kind="stable")]
-            heapq.heappush(heap, (-(score + dist[order[0]]), counter, (y, dist), 0, order))
-            counter += 1
-        hyps = dict(heapq.nlargest(beam, new.items(), key=lambda item: item[1]))
-    ranked = sorted(hyps.items(), key=lambda item: -item[1])
-    return ranked[: nbest or beam]
+            for b in emit.nonzero().flatten().tolist():
+                hyps[b].append(int(k[b]))
+            phones = nn.functional.one_hot((k - 1).clamp(min=0), K).to(h.dtype)
+            h2, c2 = cell(phones, (h, c))
+            h, c = torch.where(emit[:, None], h2, h), torch.where(emit[:, None], c2, c)
+            active = emit
+    return [(tuple(y), float(s)) for y, s in zip(hyps, scores.tolist())]

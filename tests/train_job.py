@@ -1,7 +1,7 @@
-"""A tiny CTC training run for the trainer's tests, importable and runnable as a script.
+"""A tiny CTC (or transducer) training run for the trainer's tests, importable and runnable.
 
-``python tests/train_job.py CHECKPOINT [SLEEP]`` trains and saves the final weights beside the
-checkpoint; under ``torchrun`` the same script trains with DistributedDataParallel.
+``python tests/train_job.py CHECKPOINT [SLEEP] [--transducer]`` trains and saves the final weights
+beside the checkpoint; under ``torchrun`` the same script trains with DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from asrlib.data import Item
 from asrlib.models import build_model
 from asrlib.phones import PhoneSet
-from asrlib.objectives import CTCObjective
+from asrlib.objectives import CTCObjective, TransducerObjective
 from asrlib.train import TrainConfig, train
 
 FEATURES = 8
@@ -55,27 +55,43 @@ class SlowCTC(CTCObjective):
         return super().loss(model, batch)
 
 
-def model(seed: int = 0):
+class SlowTransducer(TransducerObjective):
+    """The transducer loss, sleeping before every loss."""
+
+    def __init__(self, sleep: float):
+        super().__init__(PHONES, monitor="loss")
+        self.sleep = sleep
+
+    def loss(self, model, batch):
+        time.sleep(self.sleep)
+        return super().loss(model, batch)
+
+
+def model(seed: int = 0, kind: str = "ctc"):
     torch.manual_seed(seed)
-    return build_model("CTC-1l-6h-nopeep", input_size=FEATURES, num_classes=PHONES.num_classes, init="paper")
+    name = "CTC-1l-6h-nopeep" if kind == "ctc" else "Trans-1l-6h-nopeep"
+    return build_model(name, input_size=FEATURES, num_classes=PHONES.num_classes, init="paper")
 
 
-def run(checkpoint=None, sleep: float = 0.0, data=None, **settings):
+def run(checkpoint=None, sleep: float = 0.0, data=None, kind: str = "ctc", **settings):
     settings = {"epochs": 4, "batch_size": 4, "lr": 0.01, "checkpoint_every": 2, "progress": False,
                 "weight_noise": 0.05, **settings}
     train_set = data if data is not None else TinySet(16)
-    net = model()
-    history = train(net, SlowCTC(sleep), train_set, TinySet(4, seed=1), TrainConfig(**settings), device="cpu",
+    net = model(kind=kind)
+    objective = SlowCTC(sleep) if kind == "ctc" else SlowTransducer(sleep)
+    history = train(net, objective, train_set, TinySet(4, seed=1), TrainConfig(**settings), device="cpu",
                     checkpoint=checkpoint)
     return net, history
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    path, sleep = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    kind = "transducer" if "--transducer" in sys.argv else "ctc"
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    path, sleep = args[0], float(args[1]) if len(args) > 1 else 0.0
     if "--ddp" in sys.argv:  # one full batch per step: two processes of 8 against one process of 16
         net, history = run(None, epochs=3, batch_size=8, weight_noise=0.0, checkpoint_every=None)
     else:
-        net, history = run(path, sleep)
+        net, history = run(path, sleep, kind=kind)
     if int(os.environ.get("RANK", "0")) == 0:
         torch.save({"model": net.state_dict(), "history": history}, path + ".final")
