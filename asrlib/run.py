@@ -23,7 +23,9 @@ stages.
 Killed at any point, the same command resumes from the checkpoints in ``--out``. At the end
 the best network is scored on the test split with best-path (greedy) and beam-search decoding,
 and ``results.json`` records the phone error rates with their provenance (command, commit,
-device, date); ``history.json`` holds the learning curves.
+device, date); ``history.json`` holds the learning curves and ``model.pt`` the final weights (a
+state dict: ``torch.load(path, weights_only=True)``). The checkpoints (``*.pt`` but ``model.pt``)
+are what resuming needs.
 """
 
 from __future__ import annotations
@@ -171,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
         results[f"test_per_{method}"] = s.errors.rate
         results[f"test_errors_{method}"] = dataclasses.asdict(s.errors)
     results["provenance"] = provenance(device, argv)
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, args.out / "model.pt")  # weights only
     (args.out / "history.json").write_text(json.dumps(histories, indent=1))
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print(json.dumps({k: v for k, v in results.items() if k.startswith("test_per")}, indent=1))

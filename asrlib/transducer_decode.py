@@ -31,6 +31,7 @@ from torch import nn
 from asrlib.ctc_decode import NEG_INF, NEGLIGIBLE, _logsumexp, _prepare
 
 MAX_SYMBOLS = 5   # labels one hypothesis may emit at one frame (phones last 3 frames or more)
+SIBLINGS = 16     # extensions of one parent evaluated together, once the first of them is needed
 
 
 def search(
@@ -40,7 +41,9 @@ def search(
 ) -> list[tuple[tuple[int, ...], float]]:
     """Algorithm 1 of Graves (2012) over ``T`` frames, with ``prob_fn(t, y) -> ln Pr(k | t, y)``
     over the V outputs; see :func:`transducer_beam_search`. ``prefetch(t, hypotheses)``, when
-    given, is called at the start of every frame with the beam (to batch the network's work).
+    given, is called at the start of every frame with the beam, and with the next ``SIBLINGS``
+    extensions of a hypothesis when the first of them leaves the queue (to batch the network's
+    work: a trained network's peaked outputs make the search take many extensions a frame).
     Returns ``[(labels, ln Pr(labels))]``, best first: by ``ln Pr``, or with ``length_norm`` by
     ``ln Pr / length`` (Graves 2012)."""
     if beam < 1 or max_symbols < 1:
@@ -91,6 +94,8 @@ def search(
                     counter += 1
                 if y in original:  # counted by the prefix sums
                     continue
+                if rank % SIBLINGS == 0 and prefetch is not None:   # the next siblings, in one batched call
+                    prefetch(t, [parent + (int(j),) for j in order[rank : rank + SIBLINGS]])
             dist = prob_fn(t, y)
             blank_score = score + dist[blank]
             new[y] = _logsumexp(new.get(y, NEG_INF), blank_score)

@@ -59,7 +59,9 @@ def test_run_command_trains_transducers_end_to_end(tmp_path, ci_corpus):
     assert saved["provenance"]["command"].startswith("python -m asrlib.run Trans-1l-8h-nopeep")
     pre = run.main(["PreTrans-1l-8h-nopeep", "--out", str(tmp_path / "pre"), *common])
     assert pre["pretraining"]["ctc"] == "CTC-1l-8h-nopeep" and math.isfinite(pre["pretraining"]["lm_dev_perplexity"])
-    assert {"ctc-train.pt", "lm.pt", "train.pt"} <= {p.name for p in (tmp_path / "pre").iterdir()}
+    assert {"ctc-train.pt", "lm.pt", "train.pt", "model.pt"} <= {p.name for p in (tmp_path / "pre").iterdir()}
+    weights = torch.load(tmp_path / "pre" / "model.pt", weights_only=True)
+    assert set(weights) == set(build_model("PreTrans-1l-8h-nopeep", num_classes=weights["output.bias"].numel()).state_dict())
     # from an earlier CTC run's checkpoint instead of training one
     again = run.main(["PreTrans-1l-8h-nopeep", "--out", str(tmp_path / "pre2"), "--ctc-from",
                       str(tmp_path / "pre" / "ctc-train.pt"), *common])
