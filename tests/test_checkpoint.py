@@ -17,7 +17,7 @@ def test_checkpoints_refuse_other_settings_other_models_and_foreign_files(tmp_pa
         train_job.run(path, lr=0.02)
     net = train_job.build_model("CTC-1l-7h-nopeep", input_size=8, num_classes=62)
     with pytest.raises(ValueError, match="different model"):
-        train(net, train_job.SlowCTC(0), train_job.TinySet(16), None,
+        train(net, train_job.slow("ctc", 0), train_job.TinySet(16), None,
               TrainConfig(epochs=1, batch_size=4, lr=0.01, checkpoint_every=2, progress=False, weight_noise=0.05),
               device="cpu", checkpoint=path)
     # more epochs than were saved: training continues from the file

@@ -43,28 +43,23 @@ class TinySet(Dataset):
         return self.items[k]
 
 
-class SlowCTC(CTCObjective):
-    """CTC that sleeps before every loss, so that a test can kill the run part-way."""
+class Slow:
+    """An objective that sleeps before every loss, so that a test can kill the run part-way."""
 
-    def __init__(self, sleep: float):
-        super().__init__(PHONES, monitor="loss")
-        self.sleep = sleep
+    def __init__(self, objective, sleep: float):
+        self.objective, self.sleep = objective, sleep
 
-    def loss(self, model, batch):
-        time.sleep(self.sleep)
-        return super().loss(model, batch)
-
-
-class SlowTransducer(TransducerObjective):
-    """The transducer loss, sleeping before every loss."""
-
-    def __init__(self, sleep: float):
-        super().__init__(PHONES, monitor="loss")
-        self.sleep = sleep
+    def __getattr__(self, name):
+        return getattr(self.objective, name)
 
     def loss(self, model, batch):
         time.sleep(self.sleep)
-        return super().loss(model, batch)
+        return self.objective.loss(model, batch)
+
+
+def slow(kind: str, sleep: float) -> Slow:
+    objective = CTCObjective if kind == "ctc" else TransducerObjective
+    return Slow(objective(PHONES, monitor="loss"), sleep)
 
 
 def model(seed: int = 0, kind: str = "ctc"):
@@ -78,7 +73,7 @@ def run(checkpoint=None, sleep: float = 0.0, data=None, kind: str = "ctc", **set
                 "weight_noise": 0.05, **settings}
     train_set = data if data is not None else TinySet(16)
     net = model(kind=kind)
-    objective = SlowCTC(sleep) if kind == "ctc" else SlowTransducer(sleep)
+    objective = slow(kind, sleep)
     history = train(net, objective, train_set, TinySet(4, seed=1), TrainConfig(**settings), device="cpu",
                     checkpoint=checkpoint)
     return net, history
