@@ -131,9 +131,19 @@ class Transducer(nn.Module):
 
     def joint(self, l: torch.Tensor, p: torch.Tensor) -> torch.Tensor:  # noqa: E741 (the paper's l)
         """Eq. (16)-(17) for broadcastable ``l (..., H)`` and ``p (..., H)``: logits ``(..., V)``."""
-        if self.joint_kind == "graves2012":
-            return l + self.to_g(p)
-        return self.output(torch.tanh(self.joint_l(l) + self.joint_p(p)))
+        return self.combine(self.project_l(l), self.project_p(p))
+
+    def project_l(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
+        """``W_lh l_t + b_h``: once per frame (the 2012 joint: ``f_t`` itself)."""
+        return l if self.joint_kind == "graves2012" else self.joint_l(l)
+
+    def project_p(self, p: torch.Tensor) -> torch.Tensor:
+        """``W_pb p_u``: once per label prefix (the 2012 joint: ``g_u``)."""
+        return self.to_g(p) if self.joint_kind == "graves2012" else self.joint_p(p)
+
+    def combine(self, lp: torch.Tensor, pp: torch.Tensor) -> torch.Tensor:
+        """The rest of eq. (16)-(17) at each node, from broadcastable projections: logits."""
+        return lp + pp if self.joint_kind == "graves2012" else self.output(torch.tanh(lp + pp))
 
     def forward(self, x, x_lens, y, y_lens):
         l, p = self.encode(x, x_lens), self.predict(y, y_lens)  # noqa: E741

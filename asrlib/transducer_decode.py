@@ -31,7 +31,7 @@ from torch import nn
 from asrlib.ctc_decode import NEG_INF, NEGLIGIBLE, _logsumexp, _prepare
 
 MAX_SYMBOLS = 5   # labels one hypothesis may emit at one frame (phones last 3 frames or more)
-SIBLINGS = 16     # extensions of one parent evaluated together, once the first of them is needed
+LOOKAHEAD = 32    # hypotheses evaluated together when one is needed: it and those next in the queue
 
 
 def search(
@@ -41,15 +41,18 @@ def search(
 ) -> list[tuple[tuple[int, ...], float]]:
     """Algorithm 1 of Graves (2012) over ``T`` frames, with ``prob_fn(t, y) -> ln Pr(k | t, y)``
     over the V outputs; see :func:`transducer_beam_search`. ``prefetch(t, hypotheses)``, when
-    given, is called at the start of every frame with the beam, and with the next ``SIBLINGS``
-    extensions of a hypothesis when the first of them leaves the queue (to batch the network's
-    work: a trained network's peaked outputs make the search take many extensions a frame).
+    given, is called at the start of every frame with the beam, and, when ``prob_fn.known(t, y)``
+    says a hypothesis taken from the queue has no distribution yet, with it and the extensions
+    next in line (``LOOKAHEAD``), to batch the network's work: a trained network's peaked
+    outputs make the search take many extensions a frame, from many parents. Evaluating ahead
+    only fills a cache, so the result is Algorithm 1's exactly.
     Returns ``[(labels, ln Pr(labels))]``, best first: by ``ln Pr``, or with ``length_norm`` by
     ``ln Pr / length`` (Graves 2012)."""
     if beam < 1 or max_symbols < 1:
         raise ValueError(f"beam and max_symbols must be at least 1, got {beam}, {max_symbols}")
     labels = np.array([k for k in range(V) if k != blank])
     max_pops = max_pops if max_pops is not None else 20 * beam + 100
+    known = getattr(prob_fn, "known", lambda t, y: True)
     hyps: dict[tuple[int, ...], float] = {(): 0.0}
     for t in range(T):
         if prefetch is not None:
@@ -58,10 +61,14 @@ def search(
         # (with the prefixes' scores from frame t - 1: a path through an intermediate prefix is
         # already in the product Pr(y|y', t))
         A = dict(hyps)
-        for y in hyps:
+        reach = {y: range(len(y) - 1, max(len(y) - 1 - max_symbols, -1), -1) for y in hyps}
+        reach = {y: js for y, js in reach.items() if any(y[:j] in hyps for j in js)}   # a prefix in the beam
+        if prefetch is not None:
+            prefetch(t, [y[:j] for y, js in reach.items() for j in js])
+        for y, js in reach.items():
             score = hyps[y]
             extension = 0.0
-            for j in range(len(y) - 1, max(len(y) - 1 - max_symbols, -1), -1):
+            for j in js:
                 extension += prob_fn(t, y[:j])[y[j]]
                 if extension < score - NEGLIGIBLE:
                     break
@@ -94,8 +101,9 @@ def search(
                     counter += 1
                 if y in original:  # counted by the prefix sums
                     continue
-                if rank % SIBLINGS == 0 and prefetch is not None:   # the next siblings, in one batched call
-                    prefetch(t, [parent + (int(j),) for j in order[rank : rank + SIBLINGS]])
+            if prefetch is not None and not known(t, y):   # y and the next extensions in line, in one call
+                ahead = [e[2][0] + (int(e[4][e[3]]),) for e in heapq.nsmallest(LOOKAHEAD, heap) if e[3] >= 0]
+                prefetch(t, [y, *ahead])
             dist = prob_fn(t, y)
             blank_score = score + dist[blank]
             new[y] = _logsumexp(new.get(y, NEG_INF), blank_score)
@@ -164,10 +172,13 @@ class NetworkScorer:
         self.cell = model.prediction.rnn.cell
         self.K = model.prediction.num_phones
         with torch.no_grad():
-            self.l = model.encode(x[None], torch.tensor([len(x)], device=x.device))[0]   # (T, H)
+            l = model.encode(x[None], torch.tensor([len(x)], device=x.device))[0]       # noqa: E741 (T, H)
+            self.l = model.project_l(l)                                                 # once per frame
             zero = x.new_zeros(1, self.K)
             h, c = self.cell(zero, self.cell.init_state(1, zero))                       # p_0: no phone yet
-        self.states: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {(): (h[0], c[0])}
+            pp = model.project_p(h)
+        # per prefix: the prediction network's state (h, c) and its projection for the joint
+        self.states: dict[tuple[int, ...], tuple[torch.Tensor, ...]] = {(): (h[0], c[0], pp[0])}
         self.dists: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
         self.joint_calls = self.lstm_calls = 0
 
@@ -186,9 +197,10 @@ class NetworkScorer:
         c = torch.stack([self.states[y[:-1]][1] for y in todo])
         phones = nn.functional.one_hot(torch.tensor([y[-1] - 1 for y in todo], device=h.device), self.K).to(h.dtype)
         h, c = self.cell(phones, (h, c))
+        pp = self.model.project_p(h)
         self.lstm_calls += 1
         for i, y in enumerate(todo):
-            self.states[y] = (h[i], c[i])
+            self.states[y] = (h[i], c[i], pp[i])
 
     @torch.no_grad()
     def prefetch(self, t: int, prefixes: list[tuple[int, ...]]) -> None:
@@ -200,11 +212,14 @@ class NetworkScorer:
         if not todo:
             return
         self._states(todo)
-        p = torch.stack([self.states[y][0] for y in todo])
-        lp = self.model.joint(self.l[t].expand(len(todo), -1), p).log_softmax(-1).double().cpu().numpy()
+        pp = torch.stack([self.states[y][2] for y in todo])
+        lp = self.model.combine(self.l[t], pp).log_softmax(-1).double().cpu().numpy()
         self.joint_calls += 1
         for i, y in enumerate(todo):
             self.dists[t, y] = lp[i]
+
+    def known(self, t: int, y: tuple[int, ...]) -> bool:
+        return (t, y) in self.dists
 
     def __call__(self, t: int, y: tuple[int, ...]) -> np.ndarray:
         if (t, y) not in self.dists:
@@ -238,15 +253,16 @@ def greedy(
         raise ValueError(f"x must be a batch of shape (B, T, F), got {tuple(x.shape)}")
     B, T, _ = x.shape
     x_lens = torch.full((B,), T, device=x.device) if x_lens is None else x_lens.to(x.device)
-    l = model.encode(x, x_lens)                                                      # noqa: E741
+    lp_all = model.project_l(model.encode(x, x_lens))                               # once per frame
     cell, K = model.prediction.rnn.cell, model.prediction.num_phones
     zero = x.new_zeros(B, K)
     h, c = cell(zero, cell.init_state(B, zero))
+    pp = model.project_p(h)
     hyps, scores, rows = [[] for _ in range(B)], torch.zeros(B, dtype=torch.float64, device=x.device), torch.arange(B)
     for t in range(T):
         active = t < x_lens
         for n in range(max_symbols + 1):
-            lp = model.joint(l[:, t], h).log_softmax(-1).double()
+            lp = model.combine(lp_all[:, t], pp).log_softmax(-1).double()
             k = lp.argmax(-1) if n < max_symbols else torch.full_like(x_lens, blank)
             scores += torch.where(active, lp[rows, k], 0.0)
             emit = active & (k != blank)
@@ -257,5 +273,6 @@ def greedy(
             phones = nn.functional.one_hot((k - 1).clamp(min=0), K).to(h.dtype)
             h2, c2 = cell(phones, (h, c))
             h, c = torch.where(emit[:, None], h2, h), torch.where(emit[:, None], c2, c)
+            pp = torch.where(emit[:, None], model.project_p(h2), pp)
             active = emit
     return [(tuple(y), float(s)) for y, s in zip(hyps, scores.tolist())]
