@@ -35,6 +35,10 @@ class Batch(NamedTuple):
         """The batch on ``device`` (lengths too: CTC on CUDA wants them there)."""
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in self))
 
+    def references(self) -> list[list[int]]:
+        """Each utterance's phones, without the padding."""
+        return [y[:n].tolist() for y, n in zip(self.y.cpu(), self.y_lens.tolist())]
+
     def select(self, i: int) -> Batch:
         """Utterance ``i`` alone, as a batch of one without padding."""
         T, U = int(self.x_lens[i]), int(self.y_lens[i])

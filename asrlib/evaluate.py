@@ -33,9 +33,8 @@ class Outputs(NamedTuple):
     def extend(self, log_probs: torch.Tensor, batch, ids: list[str] | None = None) -> None:
         """Append a batch's ``log_probs : (B, T, V)``, each cut to its length, and its references."""
         lp = log_probs.detach().float().cpu()
-        for b, (n, u) in enumerate(zip(batch.x_lens.tolist(), batch.y_lens.tolist())):
-            self.log_probs.append(lp[b, :n])
-            self.references.append(batch.y[b, :u].tolist())
+        self.log_probs.extend(lp[b, :n] for b, n in enumerate(batch.x_lens.tolist()))
+        self.references.extend(batch.references())
         self.ids.extend(ids if ids is not None else [""] * len(lp))
 
 
@@ -91,7 +90,7 @@ def score_transducer(
     start = time.perf_counter()
     for batch in progress_bar(loader(dataset, batch_size, shuffle=False), desc=method, disable=not progress, leave=False):
         batch = batch.to(device)
-        refs += [y[:n].tolist() for y, n in zip(batch.y.cpu(), batch.y_lens.tolist())]
+        refs += batch.references()
         if method == "greedy":
             hyps += [h for h, _ in greedy(model, batch.x, batch.x_lens, **decoder_kwargs)]
         else:

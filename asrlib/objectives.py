@@ -144,6 +144,6 @@ class TransducerObjective(Objective):
             batch = batch.to(device)
             total += self.loss(model, batch).item()
             phones += self.count(batch)
-            refs += [y[:n].tolist() for y, n in zip(batch.y.cpu(), batch.y_lens.tolist())]
+            refs += batch.references()
             hyps += [h for h, _ in greedy(model, batch.x, batch.x_lens, blank=self.blank)]
         return {"loss": total / phones, "per": count_errors(refs, hyps, self.phones).errors.rate}
