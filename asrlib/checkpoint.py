@@ -11,6 +11,7 @@ settings, naming each one.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -21,17 +22,30 @@ CHECKPOINT_FORMAT = 1
 RESUMABLE_CHANGES = ("epochs", "patience", "restore_best", "progress", "checkpoint_every")
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: to a temporary file beside it, flushed to disk,
-    then renamed over ``path`` (a crash at any moment leaves either the old or the new file)."""
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk, then rename it over
+    ``path``: a crash at any moment leaves either the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def save_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1) + "\n").encode()))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:

@@ -14,6 +14,7 @@ A batch is ``(x, x_lens, y, y_lens, frame_y)``:
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -81,6 +82,15 @@ class SpeechDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def head(self, n: int) -> SpeechDataset:
+        """The first ``n`` utterances of the split (a training set small enough to overfit)."""
+        if not 1 <= n <= len(self.ids):
+            raise ValueError(f"n must lie in 1..{len(self.ids)}, got {n}")
+        part = copy.copy(self)
+        part.ids = self.ids[:n]
+        part._items = self._items[:n] if self._items is not None else None
+        return part
 
     def __getitem__(self, i: int) -> Item:
         return self._items[i] if self._items is not None else self._read(self.ids[i])

@@ -48,7 +48,7 @@ from asrlib.corpus import load_corpus
 from asrlib.data import SpeechDataset
 from asrlib.evaluate import log_probs_of, score
 from asrlib.models import build_model, count_parameters
-from asrlib.checkpoint import load_checkpoint
+from asrlib.checkpoint import atomic_write, load_checkpoint, save_json
 from asrlib.evaluate import score_transducer
 from asrlib.models import parse_name
 from asrlib.objectives import CTCObjective, TransducerObjective
@@ -163,7 +163,10 @@ def main(argv: list[str] | None = None) -> dict:
     device = next(model.parameters()).device
     results = {"model": args.model, "weights": count_parameters(model), "corpus": repr(corpus), **extra,
                "stages": {n: {"config": dataclasses.asdict(c), "epochs": len(histories[n]["epoch"]),
-                              "best_epoch": histories[n]["best_epoch"]} for n, c, _ in plan}}
+                              "best_epoch": histories[n]["best_epoch"]} for n, c, _ in plan},
+               "epochs": sum(len(h["epoch"]) for h in histories.values()),
+               "seconds": sum(h["seconds"][-1] for h in histories.values() if h["seconds"]),
+               "dev_per": min(histories[plan[-1][0]]["dev_per"])}
     outputs = log_probs_of(model, test_set, device) if spec.family == "CTC" else None
     for method, kwargs in (("greedy", {}), ("beam", {"beam": args.beam})):
         if outputs is not None:
@@ -173,9 +176,10 @@ def main(argv: list[str] | None = None) -> dict:
         results[f"test_per_{method}"] = s.errors.rate
         results[f"test_errors_{method}"] = dataclasses.asdict(s.errors)
     results["provenance"] = provenance(device, argv)
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, args.out / "model.pt")  # weights only
-    (args.out / "history.json").write_text(json.dumps(histories, indent=1))
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    weights = {k: v.cpu() for k, v in model.state_dict().items()}
+    atomic_write(args.out / "model.pt", lambda f: torch.save(weights, f))  # weights only
+    save_json(args.out / "history.json", histories)
+    save_json(args.out / "results.json", results)  # last: its presence means the run is complete
     print(json.dumps({k: v for k, v in results.items() if k.startswith("test_per")}, indent=1))
     return results
 

@@ -1,0 +1,240 @@
+"""The paper's experiments re-run: every network of Table 1, and weight noise, at a chosen scale.
+
+::
+
+    python -m asrlib.experiments table1 --scale book --seeds 0 1
+    python -m asrlib.experiments table1 --scale medium --only CTC-3l-250h CTC-1l-622h
+    python -m asrlib.experiments noise --scale book
+
+``table1`` trains each network of :data:`asrlib.models.TABLE1` with :mod:`asrlib.run` (one
+folder per seed and network under ``results/table1-<scale>/``) and gathers the rows into one
+file, ``results/table1-<scale>.json``: per network and seed the weights, epochs, training
+seconds, the best dev phone error rate, the test phone error rate with its substitutions,
+deletions and insertions for best-path (greedy) and beam-search decoding, and the run's
+provenance (command, commit, device, torch, date). The file is rewritten atomically after
+every row; a killed sweep run again with the same command skips the rows it holds and resumes
+the interrupted row from its checkpoints, so nothing is lost and the file comes out as an
+uninterrupted sweep's would. ``PreTrans`` rows start from the ``CTC`` row of the same shape
+and seed, as in the paper.
+
+The scales (:data:`SCALES`):
+
+* ``book``: the CI-size synthetic corpus (480 training utterances); each network shrunk to
+  1/16 of the paper's weights by its hidden size alone (:func:`scaled_name`: the depth, the
+  cell and the directions stay, and networks of equal weights in the paper stay equal); the
+  book's recipe (Adam 3e-3 with a cosine schedule, clipping at 1, 20 epochs); beam width 100.
+  About an hour per seed on 2 CPU cores.
+* ``medium``: the full synthetic corpus and the paper's sizes, with the book's recipe for up
+  to 60 epochs (patience 10). A few CPU hours per network; minutes on a GPU.
+* ``paper``: the paper's sizes and recipe (``asrlib.run --paper``: SGD 1e-4, momentum 0.9,
+  one sequence per update, then weight noise 0.075 per sequence), up to 200 epochs per stage.
+  Use ``--corpus timit`` where a TIMIT copy is at hand.
+* ``smoke``: two epochs of tiny networks, for the tests.
+
+``noise`` is section 3.4's weight noise on a training set small enough to overfit: a network
+is trained without noise until the dev phone error rate stops improving, then, from its best
+point, once more without noise and once with each noise level, per sequence as the paper does.
+The learning curves go to ``results/noise-<scale>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from asrlib.checkpoint import load_checkpoint, save_json
+from asrlib.models import TABLE1, build_model, count_parameters, parse_name
+
+RESULTS = Path("results")
+BOOK_RECIPE = ("--optimizer", "adam", "--lr", "3e-3", "--schedule", "cosine", "--clip", "1.0", "--init", "torch")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big a sweep is: the corpus, each network's share of the paper's weights, the recipe."""
+
+    size: str                      # synthetic corpus size (asrlib.corpus): "ci" or "full"
+    weight_fraction: float         # each network's weights / the paper's
+    recipe: tuple[str, ...]        # arguments of ``python -m asrlib.run``
+    beam: int = 100
+    description: str = ""
+
+
+SCALES = {
+    "book": Scale("ci", 1 / 16, (*BOOK_RECIPE, "--epochs", "20", "--patience", "20"),
+                  description="CI corpus, 1/16 of the paper's weights, Adam + cosine, 20 epochs"),
+    "medium": Scale("full", 1.0, (*BOOK_RECIPE, "--schedule", "constant", "--epochs", "60", "--patience", "10"),
+                    description="full synthetic corpus, the paper's sizes, Adam, up to 60 epochs"),
+    "paper": Scale("full", 1.0, ("--paper", "--epochs", "200", "--patience", "10"),
+                   description="the paper's sizes and two-stage recipe (SGD 1e-4, weight noise 0.075)"),
+    "smoke": Scale("ci", 1 / 400, (*BOOK_RECIPE, "--epochs", "2", "--patience", "2"), beam=4,
+                   description="tiny networks for two epochs: a test of the machinery, not of the paper"),
+}
+
+
+def scale_of(name: str) -> Scale:
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; expected one of {sorted(SCALES)}")
+    return SCALES[name]
+
+
+def scaled_name(name: str, fraction: float) -> str:
+    """The network of the same depth, cell and directions as ``name`` whose CTC version has the
+    weights closest to ``fraction`` of the paper-size CTC version's (the hidden size alone
+    changes; transducers keep the hidden size of their CTC network, so that ``PreTrans`` starts
+    from the ``CTC`` row of its shape).
+
+    >>> scaled_name("CTC-3l-250h", 1 / 16), scaled_name("PreTrans-3l-250h", 1 / 16)
+    ('CTC-3l-55h', 'PreTrans-3l-55h')
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    spec = parse_name(name)
+    if fraction == 1:
+        return spec.name
+
+    def weights(hidden: int) -> int:
+        ctc = dataclasses.replace(spec, family="CTC", hidden=hidden).name
+        return count_parameters(build_model(ctc, init="torch"))
+
+    target, lo, hi = fraction * weights(spec.hidden), 1, spec.hidden
+    while lo < hi:  # the smallest hidden size with at least the target's weights (they grow with it)
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if weights(mid) < target else (lo, mid)
+    best = min({max(lo - 1, 1), lo}, key=lambda h: abs(weights(h) - target))
+    return dataclasses.replace(spec, hidden=best).name
+
+
+def _run(argv: list[str]) -> dict:
+    from asrlib.run import main  # imported late: asrlib.run imports the whole training stack
+    return main(argv)
+
+
+def table1_row(result: dict, history: dict, seed: int) -> dict:
+    """One row of the results file from an :mod:`asrlib.run` run's ``results.json`` and ``history.json``."""
+    row = {k: result[k] for k in ("model", "weights", "epochs", "seconds", "dev_per")}
+    row["seed"] = seed
+    for method in ("greedy", "beam"):
+        row[f"test_per_{method}"] = result[f"test_per_{method}"]
+        row[f"test_errors_{method}"] = result[f"test_errors_{method}"]
+    row["dev_per_curve"] = history[list(history)[-1]]["dev_per"]
+    row["provenance"] = result["provenance"]
+    return row
+
+
+def table1(scale: str, seeds=(0,), only=None, out: Path = RESULTS, device: str | None = None,
+           corpus: str | None = None, argv: list[str] | None = None) -> dict:
+    """Run (or resume) the Table 1 sweep; returns the results file's content."""
+    s = scale_of(scale)
+    names = [row.name for row in TABLE1]
+    unknown = [n for n in (only or ()) if n not in names]
+    if unknown:
+        raise ValueError(f"not in Table 1: {unknown}; its networks are {names}")
+    path = out / f"table1-{scale}.json"
+    record = json.loads(path.read_text()) if path.exists() else {"scale": scale, "description": s.description, "rows": {}}
+    record["command"] = shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["table1", "--scale", scale])])
+    paper = {row.name: row for row in TABLE1}
+    for seed in seeds:
+        for name in names if not only else [n for n in names if n in only]:
+            key = f"{name}/seed{seed}"
+            if key in record["rows"]:
+                continue
+            ours = scaled_name(name, s.weight_fraction)
+            folder = out / f"table1-{scale}" / f"seed{seed}" / ours
+            run_argv = [ours, "--out", str(folder), "--size", s.size, *s.recipe, "--beam", str(s.beam), "--seed", str(seed)]
+            run_argv += ["--device", device] if device else []
+            run_argv += ["--corpus", corpus] if corpus else []
+            if parse_name(name).family == "PreTrans":
+                ctc = out / f"table1-{scale}" / f"seed{seed}" / dataclasses.replace(parse_name(ours), family="CTC").name
+                checkpoint = ctc / ("stage2.pt" if "--paper" in s.recipe else "train.pt")
+                if not checkpoint.exists():
+                    raise FileNotFoundError(f"{name} starts from {checkpoint}: run the CTC row of its shape first")
+                run_argv += ["--ctc-from", str(checkpoint)]
+            if not (folder / "results.json").exists():
+                print(f"[{scale}] {key}: {shlex.join(run_argv)}", flush=True)
+                _run(run_argv)
+            result = json.loads((folder / "results.json").read_text())
+            history = json.loads((folder / "history.json").read_text())
+            record["rows"][key] = {"paper": dataclasses.asdict(paper[name]), **table1_row(result, history, seed)}
+            save_json(path, record)
+    return record
+
+
+# ---------------------------------------------------------------------------------------------
+# weight noise
+
+
+NOISE = {"book": dict(model="CTC-2l-48h", train_utterances=48, epochs=40, retrain_epochs=20, sigmas=(0.025, 0.075)),
+         "smoke": dict(model="CTC-1l-8h", train_utterances=8, epochs=2, retrain_epochs=2, sigmas=(0.075,))}
+
+
+def noise(scale: str, out: Path = RESULTS, device: str | None = None, seed: int = 0, argv=None) -> dict:
+    """Section 3.4's two-stage recipe against no noise, on a training split small enough to overfit."""
+    from asrlib.corpus import load_corpus
+    from asrlib.data import SpeechDataset
+    from asrlib.objectives import CTCObjective
+    from asrlib.run import provenance
+    from asrlib.train import TrainConfig, train
+
+    if scale not in NOISE:
+        raise ValueError(f"unknown scale {scale!r} for the noise experiment; expected one of {sorted(NOISE)}")
+    plan = NOISE[scale]
+    corpus = load_corpus(size=scale_of(scale).size)
+    train_set = SpeechDataset(corpus, "train").head(plan["train_utterances"])
+    dev_set = SpeechDataset(corpus, "dev")
+    folder = out / f"noise-{scale}"
+    common = dict(optimizer="adam", lr=1e-3, clip=1.0, batch_size=8, seed=seed, checkpoint_every=None, progress=True)
+    torch.manual_seed(seed)
+    model = build_model(plan["model"], num_classes=corpus.phones.num_classes, init="torch")
+    first = TrainConfig(epochs=plan["epochs"], **common)
+    curves = {"no noise, first stage": train(model, CTCObjective(corpus.phones), train_set, dev_set, first,
+                                             device=device, checkpoint=folder / "stage1.pt")}
+    start = load_checkpoint(folder / "stage1.pt", map_location="cpu")["best_model"]
+    for sigma in (0.0, *plan["sigmas"]):
+        model.load_state_dict(start)
+        config = TrainConfig(epochs=plan["retrain_epochs"], weight_noise=sigma, noise_per="sequence", **common)
+        curves[f"sigma {sigma}"] = train(model, CTCObjective(corpus.phones), train_set, dev_set, config,
+                                         device=device, checkpoint=folder / f"stage2-sigma{sigma}.pt")
+    record = {"scale": scale, **plan, "model": plan["model"], "weights": count_parameters(model), "corpus": repr(corpus),
+              "curves": {k: {m: h[m] for m in ("epoch", "train_loss", "dev_loss", "dev_per", "best_epoch")}
+                         for k, h in curves.items()},
+              "provenance": {**provenance(next(model.parameters()).device, []),
+                             "command": shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["noise", "--scale", scale])])}}
+    save_json(out / f"noise-{scale}.json", record)
+    return record
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m asrlib.experiments", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="experiment", required=True)
+    t = sub.add_parser("table1", help="train and score the networks of Table 1")
+    t.add_argument("--scale", default="book", choices=sorted(SCALES))
+    t.add_argument("--seeds", type=int, nargs="+", default=[0])
+    t.add_argument("--only", nargs="+", default=None, help="a subset of Table 1's names, e.g. CTC-3l-250h")
+    t.add_argument("--corpus", default=None, choices=["synthetic", "timit"])
+    n = sub.add_parser("noise", help="weight noise against none on a small training split")
+    n.add_argument("--scale", default="book", choices=sorted(NOISE))
+    n.add_argument("--seed", type=int, default=0)
+    for q in (t, n):
+        q.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: results)")
+        q.add_argument("--device", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    if args.experiment == "table1":
+        return table1(args.scale, args.seeds, args.only, args.out, args.device, args.corpus, argv)
+    return noise(args.scale, args.out, args.device, args.seed, argv)
+
+
+if __name__ == "__main__":
+    main()
