@@ -8,9 +8,10 @@ runs any of them over a batch ``(T, B, V)`` with lengths.
 * :func:`prefix_search`, Graves et al. (2006): a best-first search over label prefixes with
   the exact CTC prefix probabilities; it finds the most probable labelling given enough
   expansions (capped by ``max_expansions``).
-* :func:`beam_search`, the paper's decoder: a beam of W label sequences scored by their exact
-  CTC probability ``Pr(y|x)``, n-best list sorted by it, no length normalisation, W = 100 in
-  the paper. The paper describes it as the transducer's beam search (Graves 2012) with
+* :func:`beam_search`, the paper's decoder: a beam of W label sequences, each scored by the
+  CTC probability of its alignments that survive the pruning (a lower bound of ``Pr(y|x)``,
+  exact when no alignment of y was pruned), n-best list sorted by it, no length
+  normalisation, W = 100 in the paper. The paper describes it as the transducer's beam search (Graves 2012) with
   ``Pr(k|t,u) = Pr(k|t)``; read literally (:func:`asrlib.transducer_decode.transducer_beam_search`, where a label does
   not consume a frame) that fails on a trained CTC network, which puts almost no blank on a
   spike frame and so repeats the spike's label without end. :func:`beam_search` keeps CTC's
@@ -73,9 +74,11 @@ def greedy(log_probs, blank: int = 0) -> list[tuple[tuple[int, ...], float]]:
 
 
 def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = None) -> list[tuple[tuple[int, ...], float]]:
-    """The paper's beam search for CTC: ``[(labels, ln Pr(labels|x))]``, most probable first.
+    """The paper's beam search for CTC: ``[(labels, score)]``, best first, where the score is
+    ``ln`` of the summed probability of the labelling's alignments that stayed in the beam (at
+    most ``ln Pr(labels|x)``, equal when none was pruned).
 
-    A beam of W label sequences with their exact CTC probabilities so far, each split into
+    A beam of W label sequences with the CTC probabilities of their surviving paths, each split into
     the paths ending in a blank (``pb``) and in its last label (``pn``). Per frame a sequence
     stays (a blank, or its last label repeated, which B merges) or grows by a label k; growing
     by its own last label needs a blank in between, so only ``pb`` feeds it. Paths reaching the

@@ -4,6 +4,7 @@ configuration strict, the repository URL in one place, requirements installable 
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 from IPython.core.inputtransformer2 import TransformerManager
@@ -33,6 +34,38 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_stored_clean_with_the_setup_cell(path):
     assert nbtools.problems(path) == []
+
+
+# A LaTeX command typed into a Python string without r"" loses its backslash and first letter
+# to an escape: \a \b \v \f \r become control characters, \t a TAB. Written out line by line
+# (str.splitlines breaks at \v, \f and \r), the notebook then holds the rest of the command at
+# the start of a line: \frac -> "rac{", \right -> "ight)", \rVert -> "Vert", \nabla -> "abla".
+MANGLED_CHARACTER = re.compile(r"[\x07\x08\x0b\x0c\r]|\t[a-z]")
+MANGLED_LINE_START = re.compile(
+    r"^(?:rac\{|orall\b|ight(?![a-z])|ightarrow|Vert(?![a-zA-Z])|angle(?=[\\}$)])|ho(?=[_^}$\\])"
+    r"|ec\{|arepsilon|arphi|abla(?![a-z])|onumber|olimits|ewline)",
+    re.M,
+)
+
+
+def mangled_latex_escapes(path):
+    """Markdown cells of one notebook that hold a LaTeX escape eaten by Python: one message per
+    find, naming the notebook, the cell and the text around it."""
+    found = []
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type != "markdown":
+            continue
+        for pattern in (MANGLED_CHARACTER, MANGLED_LINE_START):
+            for m in pattern.finditer(cell.source):
+                snippet = cell.source[max(0, m.start() - 30) : m.end() + 30]
+                found.append(f"{Path(path).name}: markdown cell {i}: {snippet!r}")
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_markdown_has_no_mangled_latex_escapes(path):
+    found = mangled_latex_escapes(path)
+    assert found == [], "LaTeX escapes eaten (write the notebook's strings as r\"...\"):\n" + "\n".join(found)
 
 
 def test_setup_cell_installs_only_in_colab():
