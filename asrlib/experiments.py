@@ -22,7 +22,9 @@ The scales (:data:`SCALES`):
 * ``book``: the CI-size synthetic corpus (480 training utterances); each network shrunk to
   1/16 of the paper's weights by its hidden size alone (:func:`scaled_name`: the depth, the
   cell and the directions stay, and networks of equal weights in the paper stay equal); the
-  book's recipe (Adam 3e-3 with a cosine schedule, clipping at 1, 20 epochs); beam width 100.
+  book's recipe (Adam 3e-3 with a cosine schedule, clipping at 1) for 40 epochs, twice the
+  chapters' 20: at 20, the deeper and the unidirectional networks had barely left the
+  all-blank plateau of CTC's first epochs when the learning rate ran out; beam width 100.
   About an hour per seed on 2 CPU cores.
 * ``medium``: the full synthetic corpus and the paper's sizes, with the book's recipe for up
   to 60 epochs (patience 10). A few CPU hours per network; minutes on a GPU.
@@ -68,8 +70,8 @@ class Scale:
 
 
 SCALES = {
-    "book": Scale("ci", 1 / 16, (*BOOK_RECIPE, "--epochs", "20", "--patience", "20"),
-                  description="CI corpus, 1/16 of the paper's weights, Adam + cosine, 20 epochs"),
+    "book": Scale("ci", 1 / 16, (*BOOK_RECIPE, "--epochs", "40", "--patience", "40"),
+                  description="CI corpus, 1/16 of the paper's weights, Adam + cosine, 40 epochs"),
     "medium": Scale("full", 1.0, (*BOOK_RECIPE, "--schedule", "constant", "--epochs", "60", "--patience", "10"),
                     description="full synthetic corpus, the paper's sizes, Adam, up to 60 epochs"),
     "paper": Scale("full", 1.0, ("--paper", "--epochs", "200", "--patience", "10"),
@@ -110,6 +112,44 @@ def scaled_name(name: str, fraction: float) -> str:
         lo, hi = (mid + 1, hi) if weights(mid) < target else (lo, mid)
     best = min({max(lo - 1, 1), lo}, key=lambda h: abs(weights(h) - target))
     return dataclasses.replace(spec, hidden=best).name
+
+
+def committed(name: str) -> tuple[Path, dict] | None:
+    """The committed results file ``results/<name>.json`` (e.g. ``"table1-book"``) and its
+    content, looked up from the working folder, its parent (a chapter runs in ``book/``) and the
+    repository that holds this package; None when there is none (an installed package)."""
+    import asrlib
+
+    for folder in (Path.cwd() / RESULTS, Path.cwd().parent / RESULTS, Path(asrlib.__file__).resolve().parents[1] / RESULTS):
+        if (folder / f"{name}.json").is_file():
+            return folder / f"{name}.json", json.loads((folder / f"{name}.json").read_text())
+    return None
+
+
+def largest_table1() -> tuple[Path, dict] | None:
+    """The committed Table 1 results file of the largest scale (paper, then medium, then book)."""
+    return next(filter(None, (committed(f"table1-{scale}") for scale in ("paper", "medium", "book"))), None)
+
+
+def by_network(record: dict, metric: str = "test_per_beam") -> dict[str, list[float]]:
+    """``{Table 1 name: [metric of each seed]}`` from a Table 1 results file, in Table 1's order."""
+    out = {row.name: [] for row in TABLE1}
+    for key, row in sorted(record["rows"].items(), key=lambda kv: kv[1]["seed"]):
+        out[key.split("/")[0]].append(row[metric])
+    return {name: values for name, values in out.items() if values}
+
+
+def load_network(path: Path, record: dict, name: str, seed: int = 0, num_classes: int = 62, init: str = "torch"):
+    """The trained network of row ``name`` (a Table 1 name) and ``seed`` of the results file at
+    ``path`` with content ``record``, read from the run's ``model.pt`` beside it."""
+    key = f"{name}/seed{seed}"
+    if key not in record["rows"]:
+        raise KeyError(f"{path.name} has no row {key!r}; it has {sorted(record['rows'])}")
+    ours = record["rows"][key]["model"]
+    model = build_model(ours, num_classes=num_classes, init=init)
+    weights = path.parent / f"table1-{record['scale']}" / f"seed{seed}" / ours / "model.pt"
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
 
 
 def _run(argv: list[str]) -> dict:
@@ -194,7 +234,8 @@ def noise(scale: str, out: Path = RESULTS, device: str | None = None, seed: int 
     torch.manual_seed(seed)
     model = build_model(plan["model"], num_classes=corpus.phones.num_classes, init="torch")
     first = TrainConfig(epochs=plan["epochs"], **common)
-    curves = {"no noise, first stage": train(model, CTCObjective(corpus.phones), train_set, dev_set, first,
+    # the paper's first stage stops at the best dev log-probability, the second at the best dev PER
+    curves = {"no noise, first stage": train(model, CTCObjective(corpus.phones, monitor="loss"), train_set, dev_set, first,
                                              device=device, checkpoint=folder / "stage1.pt")}
     start = load_checkpoint(folder / "stage1.pt", map_location="cpu")["best_model"]
     for sigma in (0.0, *plan["sigmas"]):
