@@ -44,13 +44,19 @@ test: unit nbval book-strict
 unit: $(STAMP)
 	$(BIN)/python -m pytest --doctest-modules asrlib tests --ignore=tests/benchmarks $(PYTEST_ARGS)
 
+# nbval runs every notebook once; tests/nbval_plugin.py keeps each fully passed notebook, executed,
+# in _build/executed (and prints the time of every chapter), for book-strict to render.
 nbval: $(STAMP)
+	rm -rf _build/executed
 	$(BIN)/python -m pytest -p tests.nbval_plugin --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) book $(PYTEST_ARGS)
 
-# A full rebuild (--all) so that no warning hides in a cached page; -W makes every Sphinx
-# warning an error, and nb_execution_raise_on_error (in _config.yml) makes a cell error fatal.
+# The book as the tests ran it: the notebooks make nbval executed (tests/executed_book.py puts them
+# in _build/src with execution off), rendered into _build/html without running them a second
+# time. A full rebuild (--all) so that no warning hides in a cached page; -W makes every Sphinx
+# warning an error. (make book executes every notebook itself, with nb_execution_raise_on_error.)
 book-strict: $(STAMP)
-	$(BIN)/jupyter-book build . --builder html --all -W --keep-going
+	$(BIN)/python tests/executed_book.py
+	$(BIN)/jupyter-book build _build/src --path-output . --builder html --all -W --keep-going
 
 ## make notebooks: strip outputs and write the canonical set-up cell into every notebook
 notebooks: $(STAMP)
