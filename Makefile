@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # cell, past what ZeroMQ keeps: nbval then waits for messages that never come).
 export ASRLIB_PROGRESS := 0
 
-.PHONY: install book test unit nbval book-strict notebooks bench clean
+.PHONY: install book test unit nbval book-strict browser-check chromium notebooks bench clean
 
 install: $(STAMP)
 
@@ -33,15 +33,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip check
 	@touch $@
 
+# MathJax, RequireJS and the widget manager, for an HTML book that works offline (tests/vendor.py)
+VENDOR := _build/vendor/.complete
+$(VENDOR): tests/vendor.py
+	$(BIN)/python tests/vendor.py
+
 ## make book: execute every notebook and build the HTML book into _build/html
-book: $(STAMP)
+book: $(STAMP) $(VENDOR)
 	$(BIN)/jupyter-book build . --builder html
 	@echo "open _build/html/index.html"
 
 ## make test: everything CI checks
-test: unit nbval book-strict
+test: unit nbval book-strict browser-check
 
-unit: $(STAMP)
+unit: $(STAMP) $(VENDOR) chromium
 	$(BIN)/python -m pytest --doctest-modules asrlib tests --ignore=tests/benchmarks $(PYTEST_ARGS)
 
 # nbval runs every notebook once; tests/nbval_plugin.py keeps each fully passed notebook, executed,
@@ -54,9 +59,20 @@ nbval: $(STAMP)
 # in _build/src with execution off), rendered into _build/html without running them a second
 # time. A full rebuild (--all) so that no warning hides in a cached page; -W makes every Sphinx
 # warning an error. (make book executes every notebook itself, with nb_execution_raise_on_error.)
-book-strict: $(STAMP)
+book-strict: $(STAMP) $(VENDOR)
 	$(BIN)/python tests/executed_book.py
 	$(BIN)/jupyter-book build _build/src --path-output . --builder html --all -W --keep-going
+
+# Every page of the built book opened in headless Chromium: JavaScript errors, formulas MathJax
+# cannot typeset, missing images and dead links fail; screenshots go to _build/screenshots.
+browser-check: chromium
+	$(BIN)/python tests/browser_check.py _build/html
+
+# Debian's Chromium for the browser check, installed where apt-get can; elsewhere the check says so.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "no Chromium and no way to install it here: the browser check will only read links and images"
 
 ## make notebooks: strip outputs and write the canonical set-up cell into every notebook
 notebooks: $(STAMP)

@@ -44,6 +44,9 @@ def assemble(root: Path = ROOT, executed: Path = EXECUTED, source: Path = SOURCE
     config["execute"]["execute_notebooks"] = "off"
     (source / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copyfile(root / "_toc.yml", source / "_toc.yml")
+    for static in config.get("sphinx", {}).get("config", {}).get("html_static_path", []):  # e.g. _build/vendor
+        if (root / static).is_dir():
+            shutil.copytree(root / static, source / static)
     return stored
 
 
