@@ -1,10 +1,11 @@
 """Input sensitivity (Fig. 3) against finite differences, and the reach of each direction."""
 
+import numpy as np
 import pytest
 import torch
 
 from asrlib.models import build_model
-from asrlib.sensitivity import input_sensitivity
+from asrlib.sensitivity import emission_sensitivity, input_sensitivity, segment_frames, spread
 
 
 def test_sensitivity_equals_finite_differences():
@@ -44,3 +45,67 @@ def test_bad_requests_name_the_problem():
         input_sensitivity(model, torch.randn(1, 5, 3), frame=0, k=0)
     with pytest.raises(ValueError, match="output"):
         input_sensitivity(model, torch.randn(5, 3), frame=0, k=0, output="softmax")
+
+
+def test_emission_sensitivity_rows_equal_one_at_a_time_for_ctc_and_the_transducer():
+    torch.manual_seed(2)
+    x, target = torch.randn(9, 3, dtype=torch.float64), torch.tensor([2, 1, 2])
+    ctc = build_model("CTC-2l-4h", input_size=3, num_classes=4).double()
+    grads, frames = emission_sensitivity(ctc, x, target)
+    assert grads.shape == (3, 9, 3) and (frames.diff() > 0).all()
+    for i, (t, k) in enumerate(zip(frames.tolist(), target.tolist())):
+        assert torch.allclose(grads[i], input_sensitivity(ctc, x, t, k), atol=1e-12)
+
+    trans = build_model("Trans-1l-4h", input_size=3, num_classes=4).double()
+    grads, frames = emission_sensitivity(trans, x, target, output="log_prob")
+    for i, (t, k) in enumerate(zip(frames.tolist(), target.tolist())):
+        xi = x.clone().requires_grad_(True)
+        logits = trans(xi[None], torch.tensor([9]), target[None], torch.tensor([3]))[0, t, i]
+        (expected,) = torch.autograd.grad(logits.log_softmax(-1)[k], xi)
+        assert torch.allclose(grads[i], expected, atol=1e-12)
+
+
+class FrameLocal(torch.nn.Module):
+    """A network that sees one frame only."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 4)
+
+    def forward(self, x, x_lens=None):
+        return self.linear(x)
+
+
+def test_the_spread_of_a_network_that_sees_one_frame_is_all_inside_its_segment():
+    torch.manual_seed(3)
+    grads, frames = emission_sensitivity(FrameLocal(), torch.randn(12, 3), torch.tensor([1, 3, 2, 3]))
+    assert (grads.abs().sum(-1) > 0).sum(1).eq(1).all()               # one frame per row
+    shares = spread(grads, frames.numpy() - 1, frames.numpy() + 1)  # segments around each emission
+    assert np.allclose(shares, [[1, 0, 0, 0]] * 4)
+
+
+def test_spread_puts_mass_in_the_right_neighbourhood():
+    first, end = np.array([0, 2, 4, 6, 8]), np.array([2, 4, 6, 8, 10])
+    grads = torch.zeros(5, 12, 2)
+    grads[2, 2, 0] = 1.0    # row 2: its first neighbour (segment 1)
+    grads[2, 8, 1] = -3.0   # ... its second neighbour (segment 4), by magnitude
+    grads[0, 0, 0] = 2.0    # row 0: its own segment
+    grads[0, 11, 0] = 2.0   # ... outside every segment
+    grads[4, 9, :] = 1.0    # row 4: its own segment
+    shares = spread(grads, first, end)
+    assert np.allclose(shares[2], [0, 0.25, 0.75, 0])
+    assert np.allclose(shares[0], [0.5, 0, 0, 0.5])
+    assert np.allclose(shares[4], [1, 0, 0, 0])
+    assert np.allclose(shares[1], 0)  # no gradient: no shares
+    with pytest.raises(ValueError, match="one segment per row"):
+        spread(grads, first[:4], end)
+
+
+def test_segment_frames_follow_frame_labels():
+    from asrlib.features import frame_labels
+
+    starts, ends = np.array([0, 1000, 1700]), np.array([1000, 1700, 3300])
+    first, end = segment_frames(starts, ends)
+    labels = frame_labels(starts, ends, np.arange(3), 21)
+    for i in range(3):
+        assert (labels[first[i]:end[i]] == i).all() and (labels == i).sum() == end[i] - first[i]
