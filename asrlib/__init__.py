@@ -40,6 +40,7 @@ The map, one idea per module:
 ``evaluate``, ``metrics``, ``framewise``   scoring: decoding and phone error rates
 ``tasks``, ``gradients``, ``sensitivity``  the small experiments of chapters 2-4 and Figure 3
 ``plots``, ``explore``, ``run``            figures, interactive explorers, the command line
+``experiments``                            Table 1 and weight noise re-run, resumable sweeps
 =========================================  =================================================
 """
 

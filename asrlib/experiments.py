@@ -179,7 +179,10 @@ def table1(scale: str, seeds=(0,), only=None, out: Path = RESULTS, device: str |
         raise ValueError(f"not in Table 1: {unknown}; its networks are {names}")
     path = out / f"table1-{scale}.json"
     record = json.loads(path.read_text()) if path.exists() else {"scale": scale, "description": s.description, "rows": {}}
-    record["command"] = shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["table1", "--scale", scale])])
+    command = shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["table1", "--scale", scale])])
+    commands = record.setdefault("commands", [record.pop("command")] if "command" in record else [])
+    if command not in commands:  # every command that added rows to the file, in order
+        commands.append(command)
     paper = {row.name: row for row in TABLE1}
     for seed in seeds:
         for name in names if not only else [n for n in names if n in only]:

@@ -1,0 +1,67 @@
+"""The Table 1 sweep: scaled networks keep the paper's comparisons, and a killed sweep loses nothing."""
+
+import json
+
+import pytest
+
+from asrlib import experiments
+from asrlib.experiments import SCALES, by_network, scaled_name
+from asrlib.models import TABLE1, build_model, count_parameters
+
+ONLY = ["CTC-1l-250h", "CTC-2l-250h"]
+COMPARED = ("model", "weights", "epochs", "dev_per", "test_per_greedy", "test_per_beam", "test_errors_beam", "dev_per_curve")
+
+
+def test_scaled_networks_keep_the_shape_and_the_papers_equal_weights_equal():
+    weights = {}
+    for row in TABLE1:
+        name = scaled_name(row.name, 1 / 16)
+        paper, ours = build_model(row.name).spec, build_model(name).spec
+        assert (ours.family, ours.levels, ours.cell, ours.bidirectional) == (paper.family, paper.levels, paper.cell, paper.bidirectional)
+        weights[row.name] = count_parameters(build_model(name))
+    for name in ("CTC-1l-622h", "CTC-3l-421h-uni", "CTC-3l-500h-tanh"):  # 3.8M (3.7M) in the paper, as CTC-3l-250h
+        assert abs(weights[name] / weights["CTC-3l-250h"] - 1) < 0.03
+    assert scaled_name("PreTrans-3l-250h", 1 / 16) == scaled_name("CTC-3l-250h", 1 / 16).replace("CTC", "PreTrans")
+    assert scaled_name("CTC-3l-250h", 1.0) == "CTC-3l-250h"
+
+
+def test_unknown_names_and_scales_are_refused():
+    with pytest.raises(ValueError, match="not in Table 1"):
+        experiments.table1("smoke", only=["CTC-4l-250h"])
+    with pytest.raises(ValueError, match="unknown scale 'huge'"):
+        experiments.table1("huge")
+    with pytest.raises(ValueError, match="fraction"):
+        scaled_name("CTC-3l-250h", 2.0)
+
+
+def test_a_killed_sweep_resumes_to_the_same_results_file(tmp_path, monkeypatch):
+    whole = experiments.table1("smoke", only=ONLY, out=tmp_path / "whole")
+
+    run, calls = experiments._run, []
+
+    def killed_at_the_second_row(argv):
+        calls.append(argv[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run(argv)
+
+    monkeypatch.setattr(experiments, "_run", killed_at_the_second_row)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.table1("smoke", only=ONLY, out=tmp_path / "killed")
+    saved = json.loads((tmp_path / "killed" / "table1-smoke.json").read_text())
+    assert list(saved["rows"]) == ["CTC-1l-250h/seed0"]             # the finished row was kept
+    resumed = experiments.table1("smoke", only=ONLY, out=tmp_path / "killed")
+    assert len(calls) == 3 and calls[2] == calls[1]                  # only the killed row ran again
+    assert list(resumed["rows"]) == list(whole["rows"])
+    for key, row in whole["rows"].items():
+        assert {k: resumed["rows"][key][k] for k in COMPARED} == {k: row[k] for k in COMPARED}
+    assert json.loads((tmp_path / "killed" / "table1-smoke.json").read_text()) == resumed
+    assert list(by_network(resumed)) == ONLY and all(len(v) == 1 for v in by_network(resumed).values())
+
+
+def test_every_scale_is_documented_and_runs_asrlib_run_arguments():
+    from asrlib.run import parser
+
+    for name, scale in SCALES.items():
+        assert f"``{name}``" in experiments.__doc__
+        parser().parse_args(["CTC-1l-8h", "--out", "x", *scale.recipe])  # no unknown argument
