@@ -98,37 +98,66 @@ def emission_sensitivity(model: nn.Module, x: torch.Tensor, target: torch.Tensor
     frames : LongTensor, shape (U,)
         The emission frames.
     """
+    return emission_sensitivities(model, [x], [target], output)[0]
+
+
+def emission_sensitivities(model: nn.Module, xs: list, targets: list, output: str = "prob", select: list | None = None) -> list:
+    """:func:`emission_sensitivity` of several utterances in one padded batch (the per-frame cost
+    of a recurrent network is paid once for all of them): ``[(grads, frames)]``, one per utterance.
+
+    ``select[k]``, optional, lists the positions in ``targets[k]`` of the labels to differentiate
+    (default: all); ``grads`` and ``frames`` then have one row per selected label, in that order.
+    The cost grows with the number of rows, so a sample of the labels measures a long split sooner."""
     if output not in OUTPUTS:
         raise ValueError(f"unknown output {output!r}; expected one of {OUTPUTS}")
-    if x.ndim != 2 or target.ndim != 1 or len(target) == 0:
-        raise ValueError(f"need one utterance x (T, F) and a non-empty target (U,), got {tuple(x.shape)}, {tuple(target.shape)}")
+    if len(xs) != len(targets) or not xs:
+        raise ValueError(f"need as many targets as utterances (at least one), got {len(xs)} and {len(targets)}")
+    for x, target in zip(xs, targets):
+        if x.ndim != 2 or target.ndim != 1 or len(target) == 0:
+            raise ValueError(f"need utterances x (T, F) and non-empty targets (U,), got {tuple(x.shape)}, {tuple(target.shape)}")
     param = next(model.parameters())
-    T, U = x.shape[0], len(target)
-    x = x.detach().to(device=param.device, dtype=param.dtype)
-    target = target.to(param.device)
-    lens = torch.full((U,), T, device=param.device)
+    device = param.device
+    Ts = [len(x) for x in xs]
+    select = [torch.arange(len(t)) for t in targets] if select is None else [torch.as_tensor(s, dtype=torch.long) for s in select]
+    if len(select) != len(targets) or any(len(s) and (int(s.min()) < 0 or int(s.max()) >= len(t)) for s, t in zip(select, targets)):
+        raise ValueError("select must list, for every utterance, positions of its target")
+    Us = [len(s) for s in select]                                              # rows per utterance
+    owner = torch.repeat_interleave(torch.arange(len(xs)), torch.tensor(Us))  # the utterance of every row
+    batch = nn.utils.rnn.pad_sequence([x.detach().to(dtype=param.dtype) for x in xs], batch_first=True)
+    lens = torch.tensor(Ts, device=device)
+    labels = torch.cat([t.long()[s] for t, s in zip(targets, select)]).to(device)
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
-            xs = x.expand(U, T, -1).clone().requires_grad_(True)
-            rows = torch.arange(U, device=param.device)
+            copies = batch[owner].to(device).requires_grad_(True)                   # (R, T_max, F): R = sum U
+            rows = torch.arange(len(owner), device=device)
             if isinstance(model, Transducer):
-                p = model.project_p(model.predict(target[None]))[0, :U]               # (U, H): p_0 .. p_{U-1}
+                padded = nn.utils.rnn.pad_sequence([t.long() for t in targets], batch_first=True).to(device)
+                p = model.project_p(model.predict(padded, torch.tensor([len(t) for t in targets], device=device)))
+                index = torch.cat(select).to(device)                                   # label i leaves p_i
                 with torch.no_grad():
-                    frames, _ = transducer_viterbi(model(x[None], lens[:1], target[None], torch.tensor([U]))[0], target)
-                lp = model.project_l(model.encode(xs, lens))[rows, frames.to(param.device)]
-                logits = model.combine(lp, p)                                           # (U, V)
+                    frames = torch.cat([transducer_viterbi(model(x[None].to(device, param.dtype), lens[k:k + 1], t[None].to(device),
+                                                                  torch.tensor([len(t)], device=device))[0], t.to(device))[0][s]
+                                        for k, (x, t, s) in enumerate(zip(xs, targets, select))])
+                lp = model.project_l(model.encode(copies, lens[owner.to(device)]))[rows, frames.to(device)]
+                logits = model.combine(lp, p[owner.to(device), index])
             else:
-                logits_all = model(xs, lens)
+                all_logits = model(copies, lens[owner.to(device)])
+                first = torch.cumsum(torch.tensor([0, *Us[:-1]]), 0)                   # one copy of each utterance
                 with torch.no_grad():
-                    frames = _ctc_emissions(logits_all[0].log_softmax(-1).cpu(), target.cpu())
-                logits = logits_all[rows, frames.to(param.device)]
+                    frames = torch.cat([_ctc_emissions(all_logits[int(f), :T].log_softmax(-1).float().cpu(), t.cpu())[s]
+                                        for f, T, t, s in zip(first, Ts, targets, select)])
+                logits = all_logits[rows, frames.to(device)]
             y = {"prob": logits.softmax(-1), "log_prob": logits.log_softmax(-1), "logit": logits}[output]
-            (grad,) = torch.autograd.grad(y[rows, target].sum(), xs)
+            (grad,) = torch.autograd.grad(y[rows, labels].sum(), copies)
     finally:
         model.train(was_training)
-    return grad.cpu(), frames.cpu()
+    grad, out, start = grad.cpu(), [], 0
+    for T, U in zip(Ts, Us):
+        out.append((grad[start:start + U, :T], frames[start:start + U].cpu()))
+        start += U
+    return out
 
 
 SPREAD = ("own segment", "first neighbours", "second neighbours", "further")
@@ -140,27 +169,30 @@ def segment_frames(starts, ends, hop: int = HOP_LENGTH) -> tuple[np.ndarray, np.
     return (-(-np.asarray(starts) // hop)).astype(int), (-(-np.asarray(ends) // hop)).astype(int)
 
 
-def spread(grads: torch.Tensor, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+def spread(grads: torch.Tensor, first: np.ndarray, end: np.ndarray, rows=None) -> np.ndarray:
     """The share of each row's gradient magnitude (``|d y_i / d x|`` summed over the features)
     in label i's own segment ``[first[i], end[i])``, in the segments of labels i-1 and i+1, in
-    those of i-2 and i+2, and everywhere else: ``(U, 4)``, each row summing to 1 (:data:`SPREAD`).
+    those of i-2 and i+2, and everywhere else: ``(R, 4)``, each row summing to 1 (:data:`SPREAD`).
+    Row r belongs to label ``rows[r]`` (default: row i to label i, one row per segment).
     """
-    U, T = grads.shape[:2]
-    if len(first) != U or len(end) != U:
-        raise ValueError(f"need one segment per row: {U} rows, {len(first)} starts, {len(end)} ends")
-    mass = grads.abs().sum(-1).double().numpy()                     # (U, T)
-    cum = np.concatenate([np.zeros((U, 1)), mass.cumsum(1)], 1)
+    R, T = grads.shape[:2]
+    U = len(first)
+    i = np.arange(R) if rows is None else np.asarray(rows)   # the label of every row (all, in order, by default)
+    if len(end) != U or len(i) != R or (rows is None and U != R) or (R and not 0 <= i.min() <= i.max() < U):
+        raise ValueError(f"need one segment per row: {R} rows, {len(first)} starts, {len(end)} ends")
+    mass = grads.abs().sum(-1).double().numpy()                     # (R, T)
+    cum = np.concatenate([np.zeros((R, 1)), mass.cumsum(1)], 1)
     first, end = np.clip(first, 0, T), np.clip(end, 0, T)
+    r = np.arange(R)
 
-    def within(i: np.ndarray, j: np.ndarray) -> np.ndarray:         # mass of row i in segment j (0 off the ends)
+    def within(j: np.ndarray) -> np.ndarray:                        # mass of each row in segment j (0 off the ends)
         ok = (j >= 0) & (j < U)
         jj = np.clip(j, 0, U - 1)
-        return np.where(ok, cum[i, end[jj]] - cum[i, first[jj]], 0.0)
+        return np.where(ok, cum[r, end[jj]] - cum[r, first[jj]], 0.0)
 
-    i = np.arange(U)
-    own = within(i, i)
-    near = within(i, i - 1) + within(i, i + 1)
-    second = within(i, i - 2) + within(i, i + 2)
+    own = within(i)
+    near = within(i - 1) + within(i + 1)
+    second = within(i - 2) + within(i + 2)
     total = cum[:, -1]
     shares = np.stack([own, near, second, total - own - near - second], 1)
     return shares / np.where(total > 0, total, 1.0)[:, None]

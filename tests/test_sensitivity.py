@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from asrlib.models import build_model
-from asrlib.sensitivity import emission_sensitivity, input_sensitivity, segment_frames, spread
+from asrlib.sensitivity import emission_sensitivities, emission_sensitivity, input_sensitivity, segment_frames, spread
 
 
 def test_sensitivity_equals_finite_differences():
@@ -109,3 +109,32 @@ def test_segment_frames_follow_frame_labels():
     labels = frame_labels(starts, ends, np.arange(3), 21)
     for i in range(3):
         assert (labels[first[i]:end[i]] == i).all() and (labels == i).sum() == end[i] - first[i]
+
+
+@pytest.mark.parametrize("name", ["CTC-2l-4h", "CTC-2l-4h-uni", "Trans-1l-4h"])
+def test_emission_sensitivities_of_a_padded_batch_equal_one_at_a_time(name):
+    torch.manual_seed(4)
+    model = build_model(name, input_size=3, num_classes=4).double()
+    xs = [torch.randn(T, 3, dtype=torch.float64) for T in (9, 6, 11)]
+    targets = [torch.tensor([1, 2, 1]), torch.tensor([3]), torch.tensor([2, 2, 3, 1])]
+    batched = emission_sensitivities(model, xs, targets)
+    for (g, f), x, t in zip(batched, xs, targets):
+        alone, frames = emission_sensitivity(model, x, t)
+        assert g.shape == (len(t), len(x), 3) and torch.equal(f, frames)
+        assert torch.allclose(g, alone, atol=1e-12)
+    with pytest.raises(ValueError, match="as many targets"):
+        emission_sensitivities(model, xs, targets[:2])
+
+
+@pytest.mark.parametrize("name", ["CTC-2l-4h", "Trans-1l-4h"])
+def test_a_selection_of_labels_gives_their_rows_and_their_spread(name):
+    torch.manual_seed(5)
+    model = build_model(name, input_size=3, num_classes=4)
+    x, t = torch.randn(12, 3), torch.tensor([1, 3, 2, 3, 1])
+    (g_all, f_all), = emission_sensitivities(model, [x], [t])
+    (g_sel, f_sel), = emission_sensitivities(model, [x], [t], select=[[3, 0]])
+    assert torch.allclose(g_sel, g_all[[3, 0]], atol=1e-6) and torch.equal(f_sel, f_all[[3, 0]])
+    first, end = np.array([0, 2, 4, 7, 9]), np.array([2, 4, 7, 9, 12])
+    assert np.allclose(spread(g_sel, first, end, rows=[3, 0]), spread(g_all, first, end)[[3, 0]])
+    with pytest.raises(ValueError, match="select"):
+        emission_sensitivities(model, [x], [t], select=[[5]])
