@@ -85,6 +85,7 @@ def static_problems(page: Path, root: Path, cache: dict) -> list[str]:
 
 def browser_problems(page: Path, chromium: str, screenshot: Path | None = None, budget_ms: int = 20000) -> list[str]:
     """What a reader's browser reports on ``page``: console errors and MathJax failures."""
+    page = Path(page).resolve()
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--mute-audio",
              f"--virtual-time-budget={budget_ms}"]
     run = subprocess.run([*flags, "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
