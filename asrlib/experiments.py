@@ -73,7 +73,8 @@ class Scale:
 SCALES = {
     "book": Scale("ci", 1 / 16, (*BOOK_RECIPE, "--epochs", "40", "--patience", "40"),
                   description="CI corpus, 1/16 of the paper's weights, Adam + cosine, 40 epochs"),
-    "medium": Scale("full", 1.0, (*BOOK_RECIPE, "--schedule", "constant", "--epochs", "60", "--patience", "10"),
+    "medium": Scale("full", 1.0, ("--optimizer", "adam", "--lr", "3e-3", "--clip", "1.0", "--init", "torch", "--epochs", "60",
+                                  "--patience", "10"),  # a constant learning rate: early stopping decides the length
                     description="full synthetic corpus, the paper's sizes, Adam, up to 60 epochs"),
     "paper": Scale("full", 1.0, ("--paper", "--epochs", "200", "--patience", "10"),
                    description="the paper's sizes and two-stage recipe (SGD 1e-4, weight noise 0.075)"),
