@@ -21,6 +21,11 @@ from asrlib.transducer_loss import viterbi as transducer_viterbi
 OUTPUTS = ("prob", "log_prob", "logit")
 
 
+def _output(logits: torch.Tensor, output: str) -> torch.Tensor:
+    """The softmax probability, its log, or the logits themselves (:data:`OUTPUTS`)."""
+    return {"prob": logits.softmax(-1), "log_prob": logits.log_softmax(-1), "logit": logits}[output]
+
+
 def input_sensitivity(model: nn.Module, x: torch.Tensor, frame: int, k: int, output: str = "prob") -> torch.Tensor:
     """``d y_{frame,k} / d x`` for one utterance.
 
@@ -55,7 +60,7 @@ def input_sensitivity(model: nn.Module, x: torch.Tensor, frame: int, k: int, out
             logits = model(x, torch.tensor([T], device=param.device))[0, frame]
             if not 0 <= k < logits.shape[-1]:
                 raise ValueError(f"k must lie in 0..{logits.shape[-1] - 1}, got {k}")
-            value = {"prob": logits.softmax(-1), "log_prob": logits.log_softmax(-1), "logit": logits}[output][k]
+            value = _output(logits, output)[k]
             (grad,) = torch.autograd.grad(value, x)
     finally:
         model.train(was_training)
@@ -122,7 +127,11 @@ def emission_sensitivities(model: nn.Module, xs: list, targets: list, output: st
     if len(select) != len(targets) or any(len(s) and (int(s.min()) < 0 or int(s.max()) >= len(t)) for s, t in zip(select, targets)):
         raise ValueError("select must list, for every utterance, positions of its target")
     Us = [len(s) for s in select]                                              # rows per utterance
+    if not sum(Us):
+        raise ValueError("select chooses no label at all")
     owner = torch.repeat_interleave(torch.arange(len(xs)), torch.tensor(Us))  # the utterance of every row
+    first = torch.cumsum(torch.tensor([0, *Us[:-1]]), 0).tolist()             # each utterance's first row
+    chosen = [k for k, u in enumerate(Us) if u]                               # the utterances with rows
     batch = nn.utils.rnn.pad_sequence([x.detach().to(dtype=param.dtype) for x in xs], batch_first=True)
     lens = torch.tensor(Ts, device=device)
     labels = torch.cat([t.long()[s] for t, s in zip(targets, select)]).to(device)
@@ -132,24 +141,25 @@ def emission_sensitivities(model: nn.Module, xs: list, targets: list, output: st
         with torch.enable_grad():
             copies = batch[owner].to(device).requires_grad_(True)                   # (R, T_max, F): R = sum U
             rows = torch.arange(len(owner), device=device)
+            # each utterance's alignment comes from its first copy's outputs: no second forward pass
             if isinstance(model, Transducer):
                 padded = nn.utils.rnn.pad_sequence([t.long() for t in targets], batch_first=True).to(device)
                 p = model.project_p(model.predict(padded, torch.tensor([len(t) for t in targets], device=device)))
-                index = torch.cat(select).to(device)                                   # label i leaves p_i
+                l_proj = model.project_l(model.encode(copies, lens[owner.to(device)]))  # (R, T_max, H)
                 with torch.no_grad():
-                    frames = torch.cat([transducer_viterbi(model(x[None].to(device, param.dtype), lens[k:k + 1], t[None].to(device),
-                                                                  torch.tensor([len(t)], device=device))[0], t.to(device))[0][s]
-                                        for k, (x, t, s) in enumerate(zip(xs, targets, select))])
-                lp = model.project_l(model.encode(copies, lens[owner.to(device)]))[rows, frames.to(device)]
-                logits = model.combine(lp, p[owner.to(device), index])
+                    frames = torch.cat([
+                        transducer_viterbi(model.combine(l_proj[first[k], : Ts[k], None], p[k, : len(targets[k]) + 1][None]),
+                                           targets[k].to(device))[0][select[k]]
+                        for k in chosen])
+                index = torch.cat(select).to(device)                                   # label i leaves p_i
+                logits = model.combine(l_proj[rows, frames.to(device)], p[owner.to(device), index])
             else:
                 all_logits = model(copies, lens[owner.to(device)])
-                first = torch.cumsum(torch.tensor([0, *Us[:-1]]), 0)                   # one copy of each utterance
                 with torch.no_grad():
-                    frames = torch.cat([_ctc_emissions(all_logits[int(f), :T].log_softmax(-1).float().cpu(), t.cpu())[s]
-                                        for f, T, t, s in zip(first, Ts, targets, select)])
+                    frames = torch.cat([_ctc_emissions(all_logits[first[k], : Ts[k]].log_softmax(-1).float().cpu(),
+                                                       targets[k].cpu())[select[k]] for k in chosen])
                 logits = all_logits[rows, frames.to(device)]
-            y = {"prob": logits.softmax(-1), "log_prob": logits.log_softmax(-1), "logit": logits}[output]
+            y = _output(logits, output)
             (grad,) = torch.autograd.grad(y[rows, labels].sum(), copies)
     finally:
         model.train(was_training)

@@ -138,3 +138,20 @@ def test_a_selection_of_labels_gives_their_rows_and_their_spread(name):
     assert np.allclose(spread(g_sel, first, end, rows=[3, 0]), spread(g_all, first, end)[[3, 0]])
     with pytest.raises(ValueError, match="select"):
         emission_sensitivities(model, [x], [t], select=[[5]])
+    with pytest.raises(ValueError, match="no label at all"):
+        emission_sensitivities(model, [x], [t], select=[[]])
+    # an utterance with no label chosen, last or not, leaves the others' rows as they are
+    (g_a, _), (g_b, f_b) = emission_sensitivities(model, [x, x[:7]], [t, t[:2]], select=[[3, 0], []])
+    assert torch.allclose(g_a, g_sel, atol=1e-6) and g_b.shape == (0, 7, 3) and len(f_b) == 0
+
+
+def test_a_transducer_emits_where_its_most_probable_alignment_does():
+    from asrlib.transducer_loss import viterbi as transducer_viterbi
+
+    torch.manual_seed(6)
+    model = build_model("Trans-1l-4h", input_size=3, num_classes=4).double()
+    x, t = torch.randn(10, 3, dtype=torch.float64), torch.tensor([2, 1, 3])
+    _, frames = emission_sensitivity(model, x, t)
+    with torch.no_grad():
+        expected, _ = transducer_viterbi(model(x[None], torch.tensor([10]), t[None], torch.tensor([3]))[0], t)
+    assert torch.equal(frames, expected)
