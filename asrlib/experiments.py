@@ -116,16 +116,26 @@ def scaled_name(name: str, fraction: float) -> str:
     return dataclasses.replace(spec, hidden=best).name
 
 
-def committed(name: str) -> tuple[Path, dict] | None:
-    """The committed results file ``results/<name>.json`` (e.g. ``"table1-book"``) and its
-    content, looked up from the working folder, its parent (a chapter runs in ``book/``) and the
-    repository that holds this package; None when there is none (an installed package)."""
+def _results_folders() -> tuple[Path, ...]:
+    """Where committed results may be: the working folder's ``results/``, its parent's (a chapter
+    runs in ``book/``) and that of the repository holding this package."""
     import asrlib
 
-    for folder in (Path.cwd() / RESULTS, Path.cwd().parent / RESULTS, Path(asrlib.__file__).resolve().parents[1] / RESULTS):
+    return Path.cwd() / RESULTS, Path.cwd().parent / RESULTS, Path(asrlib.__file__).resolve().parents[1] / RESULTS
+
+
+def committed(name: str) -> tuple[Path, dict] | None:
+    """The committed results file ``results/<name>.json`` (e.g. ``"table1-book"``) and its
+    content; None when there is none (an installed package)."""
+    for folder in _results_folders():
         if (folder / f"{name}.json").is_file():
             return folder / f"{name}.json", json.loads((folder / f"{name}.json").read_text())
     return None
+
+
+def committed_folder(name: str) -> Path | None:
+    """The committed results folder ``results/<name>`` (e.g. ``"book"``); None when there is none."""
+    return next((folder / name for folder in _results_folders() if (folder / name).is_dir()), None)
 
 
 def largest_table1() -> tuple[Path, dict] | None:
@@ -159,6 +169,13 @@ def _run(argv: list[str]) -> dict:
     return main(argv)
 
 
+def _last_stage(argv: list[str]) -> str:
+    """The name of the last training stage of ``python -m asrlib.run ARGV`` (its checkpoint is
+    ``<out>/<name>.pt``), as :func:`asrlib.run.stages` plans them."""
+    from asrlib.run import parser, stages
+    return stages(parser().parse_args(argv))[-1][0]
+
+
 def table1_row(result: dict, history: dict, seed: int) -> dict:
     """One row of the results file from an :mod:`asrlib.run` run's ``results.json`` and ``history.json``."""
     row = {k: result[k] for k in ("model", "weights", "epochs", "seconds", "dev_per")}
@@ -182,9 +199,8 @@ def table1(scale: str, seeds=(0,), only=None, out: Path = RESULTS, device: str |
     path = out / f"table1-{scale}.json"
     record = json.loads(path.read_text()) if path.exists() else {"scale": scale, "description": s.description, "rows": {}}
     command = shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["table1", "--scale", scale])])
-    commands = record.setdefault("commands", [record.pop("command")] if "command" in record else [])
-    if command not in commands:  # every command that added rows to the file, in order
-        commands.append(command)
+    if command not in record.setdefault("commands", []):  # every command that added rows to the file, in order
+        record["commands"].append(command)
     paper = {row.name: row for row in TABLE1}
     for seed in seeds:
         for name in names if not only else [n for n in names if n in only]:
@@ -198,7 +214,7 @@ def table1(scale: str, seeds=(0,), only=None, out: Path = RESULTS, device: str |
             run_argv += ["--corpus", corpus] if corpus else []
             if parse_name(name).family == "PreTrans":
                 ctc = out / f"table1-{scale}" / f"seed{seed}" / dataclasses.replace(parse_name(ours), family="CTC").name
-                checkpoint = ctc / ("stage2.pt" if "--paper" in s.recipe else "train.pt")
+                checkpoint = ctc / f"{_last_stage(run_argv)}.pt"   # the CTC row's best weights
                 if not checkpoint.exists():
                     raise FileNotFoundError(f"{name} starts from {checkpoint}: run the CTC row of its shape first")
                 run_argv += ["--ctc-from", str(checkpoint)]
@@ -252,7 +268,7 @@ def noise(scale: str, out: Path = RESULTS, device: str | None = None, seed: int 
         config = TrainConfig(epochs=plan["retrain_epochs"], weight_noise=sigma, noise_per="sequence", **common)
         curves[f"sigma {sigma}"] = train(model, CTCObjective(corpus.phones), train_set, dev_set, config,
                                          device=device, checkpoint=folder / f"stage2-sigma{sigma}.pt")
-    record = {"scale": scale, **plan, "model": plan["model"], "weights": count_parameters(model), "corpus": repr(corpus),
+    record = {"scale": scale, **plan, "weights": count_parameters(model), "corpus": repr(corpus),
               "curves": {k: {m: h[m] for m in ("epoch", "train_loss", "dev_loss", "dev_per", "best_epoch")}
                          for k, h in curves.items()},
               "provenance": {**provenance(next(model.parameters()).device, []),

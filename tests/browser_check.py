@@ -127,8 +127,9 @@ def main(html_dir: Path) -> int:
         shot = shots / name.replace("/", "__").replace(".html", ".png")
         return browser_problems(page, chromium, shot) if chromium else []
 
+    every = pages(html_dir)
     with ThreadPoolExecutor(WORKERS) as pool:  # Chromium mostly waits: a few pages at once
-        seen = dict(zip(pages(html_dir), pool.map(check, pages(html_dir))))
+        seen = dict(zip(every, pool.map(check, every)))
     for page, found in seen.items():
         name = str(page.relative_to(html_dir))
         found = static_problems(page, html_dir, cache) + found
@@ -141,7 +142,7 @@ def main(html_dir: Path) -> int:
         print(f"\n{name}:")
         for problem in dict.fromkeys(found):
             print(f"    {problem}")
-    print(f"\n{len(pages(html_dir))} pages, {len(failures)} with problems; screenshots in {shots}" if chromium else "")
+    print(f"\n{len(every)} pages, {len(failures)} with problems; screenshots in {shots}" if chromium else "")
     return 1 if failures else 0
 
 
