@@ -62,6 +62,64 @@ def mangled_latex_escapes(path):
     return found
 
 
+def teaching_problems(path):
+    """What a chapter lacks of the book's rule: a Summary, then Exercises whose worked solutions
+    are hidden (a dropdown in the markdown, or a code cell tagged hide-cell), in that order, at the end."""
+    cells = nbformat.read(path, as_version=4).cells
+    headings = [(i, line) for i, c in enumerate(cells) if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("## ")]
+    names = [line for _, line in headings]
+    found = []
+    if "## Summary" not in names or "## Exercises" not in names:
+        return [f"{Path(path).name}: no '## Summary' or no '## Exercises' section"]
+    if names[-2:] != ["## Summary", "## Exercises"]:
+        found.append(f"{Path(path).name}: Summary and Exercises must be the last two sections, found {names[-2:]}")
+    start = dict((line, i) for i, line in headings)["## Exercises"]
+    exercises = cells[start:]
+    # each exercise runs from its "**k." to the next one; its solution is a dropdown or a hidden code cell
+    solved = []
+    for c in exercises:
+        if c.cell_type == "markdown":
+            for part in re.split(r"^(?=\*\*\d+\.)", c.source, flags=re.M):
+                if re.match(r"\*\*\d+\.", part):
+                    solved.append(False)
+                if solved and ":::{dropdown}" in part:
+                    solved[-1] = True
+        elif solved and "hide-cell" in c.metadata.get("tags", []):
+            solved[-1] = True
+    if len(solved) < 4:
+        found.append(f"{Path(path).name}: {len(solved)} numbered exercises ('**1. Title.**'), expected at least 4")
+    if not all(solved):
+        found.append(f"{Path(path).name}: exercises {[k + 1 for k, ok in enumerate(solved) if not ok]} have no solution "
+                     "behind a toggle (a dropdown, or a code cell tagged hide-cell)")
+    for c in exercises:
+        if c.cell_type == "code" and "hide-cell" not in c.metadata.get("tags", []):
+            found.append(f"{Path(path).name}: a code cell in the Exercises is not hidden: {c.source[:40]!r}")
+    return found
+
+
+CHAPTERS = [p for p in NOTEBOOKS if p.name.startswith(("ch", "appendix"))]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_ends_with_summary_and_exercises_with_hidden_solutions(path):
+    assert teaching_problems(path) == []
+
+
+def test_teaching_check_fails_on_a_chapter_without_solutions(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 1. A chapter"),
+        nbformat.v4.new_markdown_cell("## Summary\n\n- shown"),
+        nbformat.v4.new_markdown_cell("## Exercises\n\n" + "\n\n".join(f"**{k}. Title.** Do it." for k in range(1, 5))),
+        nbformat.v4.new_code_cell("print('a visible solution')"),
+    ])
+    path = tmp_path / "ch99_broken.ipynb"
+    nbformat.write(nb, path)
+    problems = teaching_problems(path)
+    assert any("no solution behind a toggle" in p for p in problems)
+    assert any("not hidden" in p for p in problems)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_markdown_has_no_mangled_latex_escapes(path):
     found = mangled_latex_escapes(path)
@@ -78,7 +136,8 @@ def test_setup_cell_installs_only_in_colab():
 
 def test_toc_parts_follow_the_paper():
     captions = [part["caption"] for part in TOC["parts"]]
-    assert captions == ["Foundations", "Recurrent networks", "Sequence training: CTC", "Transducer", "Experiments"]
+    assert captions == ["Foundations", "Recurrent networks", "Sequence training: CTC", "Transducer", "Experiments",
+                        "Epilogue", "Appendix"]
 
 
 def test_every_toc_entry_exists_and_every_page_is_in_the_toc():
