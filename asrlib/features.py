@@ -10,6 +10,10 @@ Frames are 25 ms Hamming windows every 10 ms, centred, so frame ``t`` is centred
 ``t * 10 ms``: a phone that spans ``[start, end)`` seconds covers the frames whose centres fall
 in that span (:func:`frame_labels`). Derivatives use the regression formula over +-2 frames
 (HTK's default, ``librosa.feature.delta(width=5)``).
+
+``warp`` (keyword-only in :func:`filterbank` and :func:`fbank123`) is vocal-tract-length
+perturbation (Jaitly & Hinton 2013, used by :mod:`asrlib.augment`): ``warp=1.0``, the default,
+is the paper's features unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ N_MELS = 40
 DELTA_WIDTH = 5       # regression over +-2 frames
 NUM_FEATURES = 3 * (N_MELS + 1)  # 123
 LOG_FLOOR = 1e-10
+VTLP_BOUNDARY_HZ = 4800.0  # Jaitly & Hinton (2013)'s F_hi: below it the warp is f -> alpha f
 IGNORE_INDEX = -100   # the label of a frame outside every phone: cross_entropy's ignore_index
 
 # Names of the 123 dimensions, for plots: mel bands 0..39, energy, then the same for the
@@ -47,13 +52,17 @@ def num_frames(num_samples: int) -> int:
     return 1 + num_samples // HOP_LENGTH
 
 
-def filterbank(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def filterbank(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *, warp: float = 1.0) -> np.ndarray:
     """Log mel filter-bank energies and log frame energy.
 
     Parameters
     ----------
     audio : ndarray, shape (N,)
         Mono audio at 16 kHz, float in [-1, 1].
+    warp : float
+        VTLP factor alpha (:func:`vtlp_warp`): the power at frequency ``f`` is counted by the mel
+        filters as if it were at ``vtlp_warp(f, warp)``. ``1.0`` (the default) is no warp; the
+        frame energy is never warped.
 
     Returns
     -------
@@ -69,6 +78,8 @@ def filterbank(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise ValueError("audio is empty")
     if not np.isfinite(audio).all():
         raise ValueError("audio contains NaN or infinite samples")
+    if not (np.isfinite(warp) and warp > 0):
+        raise ValueError(f"warp must be a positive finite factor, got {warp}")
     audio = audio.astype(np.float32, copy=False)
     power = (
         np.abs(
@@ -79,7 +90,7 @@ def filterbank(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         )
         ** 2
     )  # (1 + N_FFT/2, T)
-    mel_basis = _mel_basis()
+    mel_basis = _mel_basis() if warp == 1.0 else _warped_mel_basis(warp)
     mel = mel_basis @ power
     energy = power.sum(axis=0, keepdims=True)
     return np.log(np.concatenate([mel, energy], axis=0) + LOG_FLOOR).T.astype(np.float32)
@@ -95,6 +106,33 @@ def _mel_basis() -> np.ndarray:
     return _MEL_BASIS
 
 
+def vtlp_warp(freqs: np.ndarray, alpha: float, boundary_hz: float = VTLP_BOUNDARY_HZ) -> np.ndarray:
+    """Jaitly & Hinton (2013)'s piecewise-linear frequency warp, in Hz.
+
+    ``f -> alpha f`` up to ``f0 = boundary_hz * min(alpha, 1) / alpha``, then the straight line
+    from ``(f0, alpha f0)`` to the Nyquist frequency, which maps to itself, so the warped axis
+    still covers exactly 0 .. 8 kHz. ``alpha > 1`` moves formants up (a shorter vocal tract).
+    """
+    nyquist = SAMPLE_RATE / 2
+    freqs = np.asarray(freqs, dtype=np.float64)
+    f0 = boundary_hz * min(alpha, 1.0) / alpha
+    upper = nyquist - (nyquist - boundary_hz * min(alpha, 1.0)) / (nyquist - f0) * (nyquist - freqs)
+    return np.where(freqs <= f0, alpha * freqs, upper)
+
+
+def _warped_mel_basis(alpha: float) -> np.ndarray:
+    """librosa's mel filters (Slaney scale and area normalisation) evaluated at the warped
+    frequency of each FFT bin, as Kaldi's VTLN does. Written out because
+    ``librosa.filters.mel`` takes no warp; with ``alpha = 1`` it equals librosa's basis."""
+    freqs = vtlp_warp(librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT), alpha)  # (1 + N_FFT/2,)
+    edges = librosa.mel_frequencies(N_MELS + 2, fmin=0.0, fmax=SAMPLE_RATE / 2)  # (N_MELS + 2,)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs - lower) / (centre - lower)
+    falling = (upper - freqs) / (upper - centre)
+    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
+    return weights.astype(np.float32)  # (N_MELS, 1 + N_FFT/2)
+
+
 def add_deltas(static: np.ndarray) -> np.ndarray:
     """Append first and second temporal derivatives: (T, D) -> (T, 3 D)."""
     d1 = librosa.feature.delta(static, width=DELTA_WIDTH, order=1, axis=0, mode="nearest")
@@ -102,9 +140,9 @@ def add_deltas(static: np.ndarray) -> np.ndarray:
     return np.concatenate([static, d1, d2], axis=1).astype(np.float32)
 
 
-def fbank123(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The paper's 123 inputs, before normalisation: shape (T, 123)."""
-    return add_deltas(filterbank(audio, sample_rate))
+def fbank123(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *, warp: float = 1.0) -> np.ndarray:
+    """The paper's 123 inputs, before normalisation: shape (T, 123). ``warp``: see :func:`filterbank`."""
+    return add_deltas(filterbank(audio, sample_rate, warp=warp))
 
 
 def frame_labels(starts: np.ndarray, ends: np.ndarray, labels: np.ndarray, T: int) -> np.ndarray:
