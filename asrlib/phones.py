@@ -39,6 +39,16 @@ TIMIT_TO_39: dict[str, str | None] = {p: _TIMIT_MERGES.get(p, p) for p in TIMIT6
 
 SCORING39 = tuple(sorted({c for c in TIMIT_TO_39.values() if c is not None}))
 
+# ARPAbet as CMUdict and pocketsphinx write it (stress digits removed; SIL for silence): the
+# reference phones of the human recordings (asrlib.realspeech). One segment per stop, as in
+# the espeak labels (TIMIT splits a stop into closure and burst).
+ARPABET_TO_39: dict[str, str | None] = {
+    **{p: p.lower() for p in (
+        "AA AE AH AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z"
+    ).split()},
+    "AO": "aa", "ZH": "sh", "SIL": "sil",
+}
+
 # espeak-ng (1.52, the espeakng-loader wheel) phoneme mnemonics, stress marks stripped, as
 # produced for the accents of asrlib.corpus.ACCENTS; the comment gives an example word.
 ESPEAK_TO_39: dict[str, str | None] = {
@@ -132,7 +142,8 @@ class PhoneSet:
     Parameters
     ----------
     name : str
-        ``"timit"`` (61 labels) or ``"espeak"`` (the synthetic corpus's labels).
+        ``"timit"`` (61 labels), ``"espeak"`` (the synthetic corpus's labels) or ``"arpabet"``
+        (CMUdict's phones, the references of the human recordings).
 
     Examples
     --------
@@ -143,7 +154,7 @@ class PhoneSet:
     ['sil', 'ih', 'sh', 'sil']
     """
 
-    TABLES = {"timit": TIMIT_TO_39, "espeak": ESPEAK_TO_39}
+    TABLES = {"timit": TIMIT_TO_39, "espeak": ESPEAK_TO_39, "arpabet": ARPABET_TO_39}
 
     def __init__(self, name: str):
         if name not in self.TABLES:

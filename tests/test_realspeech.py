@@ -1,0 +1,152 @@
+"""asrlib.realspeech: the shipped human clips, audio loading with clear errors, scoring."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from torch import nn
+
+from asrlib import features as F
+from asrlib import realspeech
+from asrlib.phones import ARPABET_TO_39, SCORING39, PhoneSet
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return realspeech.clips()
+
+
+def test_every_shipped_clip_loads_with_its_licence_and_a_reference(shipped):
+    rows = json.loads((realspeech.DATA / "clips.json").read_text())
+    assert [c.id for c in shipped] == [r["id"] for r in rows] and len(shipped) >= 15
+    for clip, row in zip(shipped, rows):
+        assert (realspeech.DATA / row["licence"]).is_file(), row["licence"]
+        assert clip.audio.dtype == np.float32 and clip.audio.ndim == 1
+        assert abs(clip.duration - row["seconds"]) < 0.01, clip.id  # resampled to 16 kHz, same length
+        assert np.abs(clip.audio).max() <= 1.0 and clip.audio.std() > 1e-3
+        assert len(clip.reference) >= 5 and "sil" not in clip.reference
+        assert set(clip.reference) <= set(SCORING39)
+        times = clip.times
+        assert times.shape == (len(clip.phones), 2) and (times[:, 1] > times[:, 0]).all()
+        assert times[-1, 1] <= clip.duration + 0.02
+
+
+def test_the_48_khz_clip_is_resampled(shipped):
+    bobby = next(c for c in shipped if c.id == "praatio_bobby")
+    assert soundfile.info(str(realspeech.DATA / "praatio_bobby.wav")).samplerate == 48_000
+    assert abs(len(bobby.audio) - round(soundfile.info(str(realspeech.DATA / "praatio_bobby.wav")).duration * 16_000)) <= 1
+
+
+def test_arpabet_folds_onto_the_scoring_classes():
+    assert set(ARPABET_TO_39.values()) <= set(SCORING39)
+    assert realspeech.fold_arpabet(["SIL", "HH", "IY1", "T", "ER0", "N", "D", "AO1", "ZH", "SIL"]) == [
+        "hh", "iy", "t", "er", "n", "d", "aa", "sh"]
+    with pytest.raises(ValueError, match="unknown ARPAbet phone 'XX'"):
+        realspeech.fold_arpabet(["XX"])
+
+
+def test_pronounce_uses_the_dictionary_and_names_missing_words():
+    assert realspeech.pronounce("Go forward, ten meters.") == "G OW F AO R W ER D T EH N M IY T ER Z".split()
+    with pytest.raises(KeyError, match="qzxv"):
+        realspeech.pronounce("go qzxv forward")
+
+
+# --------------------------------------------------------------------------- audio errors
+
+
+def write(path, audio, rate=16_000):
+    soundfile.write(path, audio, rate, subtype="PCM_16")
+    return path
+
+
+def tone(seconds=0.5, rate=16_000, hz=440.0):
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_load_audio_resamples_and_mixes_only_when_asked(tmp_path):
+    at_8k = realspeech.load_audio(write(tmp_path / "a.wav", tone(rate=8_000), 8_000))
+    assert len(at_8k) == 8_000 and at_8k.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(at_8k))
+    assert abs(np.argmax(spectrum) * 16_000 / len(at_8k) - 440) < 3  # still a 440 Hz tone
+    stereo = write(tmp_path / "s.wav", np.stack([tone(), tone()], axis=1))
+    with pytest.raises(realspeech.AudioError, match="2 channels"):
+        realspeech.load_audio(stereo)
+    np.testing.assert_allclose(realspeech.load_audio(stereo, mix_to_mono=True), tone(), atol=1e-4)
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "empty", "silent"])
+def test_load_audio_names_the_problem(tmp_path, problem):
+    path = tmp_path / f"{problem}.wav"
+    if problem == "corrupt":
+        path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEthis is not audio")
+    elif problem == "empty":
+        write(path, np.zeros(0, dtype=np.float32))
+    elif problem == "silent":
+        write(path, np.zeros(1600, dtype=np.float32))
+    expected = {"missing": (FileNotFoundError, "no audio file"), "corrupt": (realspeech.AudioError, "not audio"),
+                "empty": (realspeech.AudioError, "no samples"), "silent": (realspeech.AudioError, "silent")}[problem]
+    with pytest.raises(expected[0], match=expected[1]):
+        realspeech.load_audio(path)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class EmitsReference(nn.Module):
+    """A CTC 'network' whose outputs spell a given label sequence: each label on two frames,
+    blanks in between, whatever the input (the stub of the issue: a clip scored against its own
+    labels must give 0%)."""
+
+    def __init__(self, labels, num_classes):
+        super().__init__()
+        self.labels, self.num_classes = labels, num_classes
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, x_lens):
+        T = x.shape[1]
+        logits = torch.full((x.shape[0], T, self.num_classes), -20.0)
+        logits[..., 0] = 0.0
+        for k, label in enumerate(self.labels):
+            t = 3 * k + 1
+            assert t + 1 < T, "the clip is too short for the stub"
+            logits[:, t : t + 2, 0] = -20.0
+            logits[:, t : t + 2, label] = 0.0
+        return logits + 0 * self.dummy
+
+
+def stub_for(clip, phones):
+    return EmitsReference(phones.encode(clip.reference), phones.num_classes)
+
+
+def test_a_clip_scored_against_its_own_labels_gives_zero(shipped):
+    timit = PhoneSet("timit")  # the 39 classes are TIMIT labels too, so a reference encodes directly
+    normaliser = F.Normaliser(np.zeros(123, np.float32), np.ones(123, np.float32))
+    for clip in shipped[:4]:
+        for method in ("greedy", "beam"):
+            result = realspeech.score(stub_for(clip, timit), timit, normaliser, [clip], method=method)
+            assert result.errors.rate == 0.0, (clip.id, method, result.rows[0])
+            assert result.rows[0]["hypothesis"] == clip.reference
+
+
+def test_a_wrong_label_counts_as_one_substitution(shipped):
+    timit = PhoneSet("timit")
+    normaliser = F.Normaliser(np.zeros(123, np.float32), np.ones(123, np.float32))
+    clip = shipped[0]
+    wrong = list(clip.reference)
+    wrong[3] = "zh" if wrong[3] != "sh" else "s"  # zh folds to sh
+    model = EmitsReference(timit.encode(wrong), timit.num_classes)
+    result = realspeech.score(model, timit, normaliser, [clip], method="greedy")
+    expected = 0 if wrong[3] == "zh" and clip.reference[3] == "sh" else 1
+    assert result.errors.substitutions == expected and result.errors.deletions == result.errors.insertions == 0
+    assert result.errors.rate == pytest.approx(expected / len(clip.reference))
+
+
+def test_clip_from_file_takes_its_reference_from_the_dictionary(tmp_path, shipped):
+    goforward = next(c for c in shipped if c.id == "goforward")
+    path = write(tmp_path / "mine.wav", goforward.audio)
+    clip = realspeech.clip_from_file(path, "go forward ten meters")
+    assert clip.reference == goforward.reference  # the alignment and the dictionary agree here
+    np.testing.assert_allclose(clip.audio, goforward.audio, atol=1 / 32768)
