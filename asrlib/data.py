@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from asrlib.augment import Augment, normalise_utterance
 from asrlib.corpus import Corpus
-from asrlib.features import IGNORE_INDEX
+from asrlib.features import IGNORE_INDEX, frame_labels
 
 
 class Batch(NamedTuple):
@@ -55,6 +56,9 @@ class Item(NamedTuple):
     frame_y: torch.Tensor  # (T,)
 
 
+NORMALISE = ("train", "utterance")
+
+
 class SpeechDataset(Dataset):
     """The utterances of one split, as tensors.
 
@@ -66,11 +70,18 @@ class SpeechDataset(Dataset):
     preload : bool
         Load every utterance into memory once (fast epochs; the CI-size training split takes
         about 70 MB). Otherwise each item is read from the cache when asked for.
+    normalise : str
+        ``"train"``: the features as stored, normalised with the training split's statistics (the
+        paper); ``"utterance"``: each utterance then normalised by its own mean and variance
+        (:func:`asrlib.augment.normalise_utterance`, the same as normalising the raw features).
     """
 
-    def __init__(self, corpus: Corpus, split: str, preload: bool = True):
+    def __init__(self, corpus: Corpus, split: str, preload: bool = True, normalise: str = "train"):
+        if normalise not in NORMALISE:
+            raise ValueError(f"unknown normalise {normalise!r}; expected one of {NORMALISE}")
         self.corpus = corpus
         self.split = split
+        self.normalise = normalise
         self.ids = corpus.ids(split)
         if not self.ids:
             raise ValueError(f"split {split!r} of {corpus!r} is empty")
@@ -78,7 +89,19 @@ class SpeechDataset(Dataset):
 
     def _read(self, utt_id: str) -> Item:
         u = self.corpus.load(utt_id)
-        return Item(torch.from_numpy(u.features), torch.from_numpy(u.targets), torch.from_numpy(u.frame_targets))
+        x = normalise_utterance(u.features) if self.normalise == "utterance" else u.features
+        return Item(torch.from_numpy(x), torch.from_numpy(u.targets), torch.from_numpy(u.frame_targets))
+
+    def normalised(self, normalise: str) -> SpeechDataset:
+        """The same utterances with another normalisation (``"train"`` or ``"utterance"``)."""
+        if normalise == self.normalise:
+            return self
+        if normalise not in NORMALISE:
+            raise ValueError(f"unknown normalise {normalise!r}; expected one of {NORMALISE}")
+        other = copy.copy(self)
+        other.normalise = normalise
+        other._items = [other._read(i) for i in self.ids] if self._items is not None else None
+        return other
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -100,6 +123,48 @@ class SpeechDataset(Dataset):
         """Frames of every utterance, in order (for length-sorted batching)."""
         info = {u["id"]: u["num_frames"] for u in self.corpus.utterances}
         return np.array([info[i] for i in self.ids])
+
+
+class AugmentedDataset(Dataset):
+    """A training split whose every item is a fresh perturbation of its utterance
+    (:class:`asrlib.augment.Augment`): the waveform is changed (speed, pitch, room, band,
+    equaliser, noise), the 123 features computed again (with the VTLP warp), normalised like
+    ``dataset`` and masked (SpecAugment). Item ``i`` of epoch ``e`` depends only on
+    ``(seed, e, i)``, so a resumed run sees the same items as an uninterrupted one;
+    :func:`asrlib.train.train` calls :meth:`set_epoch`. Speed perturbation moves the phone
+    boundaries, and the frame labels follow them.
+
+    The audio of the whole split is kept in memory (the CI-size training split: about 90 MB).
+    """
+
+    def __init__(self, dataset: SpeechDataset, augment: Augment, seed: int = 0):
+        self.corpus, self.split, self.ids, self.normalise = dataset.corpus, dataset.split, dataset.ids, dataset.normalise
+        self.augment, self.seed, self.epoch = augment, seed, 0
+        self._utterances = [self.corpus.load(i) for i in self.ids]
+        self._frames = dataset.num_frames
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_frames(self) -> np.ndarray:
+        """Frames of the unperturbed utterances (for batching by length)."""
+        return self._frames
+
+    def __getitem__(self, i: int) -> Item:
+        u = self._utterances[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        raw, starts, ends = self.augment.apply(u.audio, u.starts, u.ends, rng)
+        x = self.corpus.normaliser(raw)
+        if self.normalise == "utterance":
+            x = normalise_utterance(x)
+        x = self.augment.apply_features(x, rng)
+        frame_y = frame_labels(starts, ends, u.targets, len(x))
+        return Item(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(u.targets),
+                    torch.from_numpy(frame_y))
 
 
 def collate(items: list[Item]) -> Batch:

@@ -31,6 +31,11 @@ split is scored: :mod:`asrlib.objectives`) under a :class:`TrainConfig`:
   batch N*B. Every process scores the whole dev split (identical results, so every process
   makes the same early-stopping decision); only rank 0 writes checkpoints and shows progress.
 
+* **robustness** (chapter 12): ``normalise="utterance"`` normalises every utterance by its own
+  mean and variance instead of the training split's; ``augment`` (an
+  :class:`asrlib.augment.Augment`, kept as a dict) perturbs every training utterance afresh each
+  epoch, deterministically (:class:`asrlib.data.AugmentedDataset`).
+
 The losses are sums over *units* (phones for CTC, frames for framewise training) divided by
 the number of units in the batch (``reduction="mean"``), or not divided (``"sum"``, the paper's
 SGD on each sequence's total ``-ln Pr(z|x)``, for which learning rate 1e-4 is meant).
@@ -54,7 +59,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from asrlib.checkpoint import CHECKPOINT_FORMAT, check_resumable, load_checkpoint, save_checkpoint
-from asrlib.data import Batch, LengthBucketSampler, collate, loader
+from asrlib.augment import Augment
+from asrlib.data import NORMALISE, AugmentedDataset, Batch, LengthBucketSampler, collate, loader
 from asrlib.objectives import Objective
 from asrlib.runtime import get_device, progress_bar
 
@@ -85,8 +91,16 @@ class TrainConfig:
     checkpoint_every: int | None = None
     eval_batch_size: int = 32
     progress: bool = True
+    normalise: str = "train"
+    augment: dict | None = None
 
     def __post_init__(self):
+        if isinstance(self.augment, Augment):  # kept as a plain dict: checkpoints hold plain types
+            self.augment = self.augment.to_dict()
+        if self.augment is not None:
+            self.augment = Augment.from_dict(self.augment).to_dict()  # validated, every field named
+        if self.normalise not in NORMALISE:
+            raise ValueError(f"unknown normalise {self.normalise!r}; expected one of {NORMALISE}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("noise_per", NOISE_PER),
                               ("reduction", REDUCTIONS)):
             if getattr(self, name) not in allowed:
@@ -174,6 +188,7 @@ def train(
     for dataset in (train_set, dev_set):
         if dataset is not None:
             objective.check(dataset)
+    train_set, dev_set = robust_data(train_set, dev_set, config)  # after the check: it reads every item
     model.to(device)
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
         if world > 1 else model
@@ -208,6 +223,8 @@ def train(
             break
         done = state["step"] - epoch * steps_per_epoch  # batches of this epoch before a resume
         batches = sampler.epoch_batches(epoch)[done:]
+        if hasattr(train_set, "set_epoch"):  # augmentation: item i of epoch e depends on (seed, e, i)
+            train_set.set_epoch(epoch)
         data = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, pin_memory=device.type == "cuda")
         start = time.perf_counter()
         model.train()
@@ -236,6 +253,18 @@ def train(
     if config.restore_best and state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
     return history
+
+
+def robust_data(train_set, dev_set, config: TrainConfig):
+    """The datasets as ``config`` asks: both normalised per utterance (``normalise="utterance"``),
+    and the training split augmented on the fly (``augment``, :class:`asrlib.data.AugmentedDataset`).
+    With the defaults, the datasets themselves."""
+    if config.normalise != "train":
+        train_set = train_set.normalised(config.normalise)
+        dev_set = dev_set.normalised(config.normalise) if dev_set is not None else None
+    if config.augment is not None and not Augment.from_dict(config.augment).is_identity:
+        train_set = AugmentedDataset(train_set, Augment.from_dict(config.augment), seed=config.seed)
+    return train_set, dev_set
 
 
 def _gradient(net, params, objective, batch: Batch, config: TrainConfig, step: int, rank: int, world: int) -> float:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from asrlib.data import IGNORE_INDEX, Batch, Item, SpeechDataset, collate, loader
+from asrlib.augment import Augment
+from asrlib.data import IGNORE_INDEX, AugmentedDataset, Batch, Item, SpeechDataset, collate, loader
 
 
 def test_collate_pads_and_keeps_lengths():
@@ -90,3 +91,72 @@ def test_length_buckets_shard_across_replicas_evenly():
     assert len(seen) == len(set(seen)) >= 100 - 3 * 8
     with pytest.raises(ValueError, match="rank"):
         LengthBucketSampler(lengths, 8, num_replicas=2, rank=2)
+
+
+# --------------------------------------------------------------------------- robustness (chapter 12)
+
+
+def test_per_utterance_normalisation_gives_each_utterance_zero_mean_unit_variance(ci_corpus):
+    plain = SpeechDataset(ci_corpus, "dev").head(3)
+    own = plain.normalised("utterance")
+    for a, b in zip(plain, own):
+        assert torch.equal(a.y, b.y) and not torch.allclose(a.x, b.x)
+        torch.testing.assert_close(b.x.mean(0), torch.zeros(123), atol=1e-4, rtol=0)
+        torch.testing.assert_close(b.x.std(0, unbiased=False), torch.ones(123), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="unknown normalise 'global'"):
+        plain.normalised("global")
+
+
+def test_augmented_items_are_fresh_per_epoch_deterministic_and_the_identity_when_off(ci_corpus):
+    plain = SpeechDataset(ci_corpus, "dev").head(3)
+    identity = AugmentedDataset(plain, Augment())
+    for a, b in zip(plain, identity):  # features recomputed from the audio equal the stored ones
+        torch.testing.assert_close(a.x, b.x, atol=1e-4, rtol=0)
+        assert torch.equal(a.y, b.y) and torch.equal(a.frame_y, b.frame_y)
+    augment = Augment(speed=0.1, noise_snr=(10.0, 30.0), freq_masks=1, max_freq=8)
+    first, again = AugmentedDataset(plain, augment, seed=3), AugmentedDataset(plain, augment, seed=3)
+    again.set_epoch(0)
+    item = first[1]
+    assert torch.equal(item.x, again[1].x)                       # (seed, epoch, index) fixes the item
+    again.set_epoch(1)
+    assert not torch.equal(item.x, again[1].x) or item.x.shape != again[1].x.shape  # a new epoch, a new version
+    assert len(item.frame_y) == len(item.x) and torch.equal(item.y, plain[1].y)
+    assert (item.frame_y != IGNORE_INDEX).float().mean() > 0.95  # the phone boundaries moved with the speed
+
+
+def test_training_with_augmentation_resumes_to_the_same_weights(ci_corpus, tmp_path, monkeypatch):
+    from asrlib.models import build_model
+    from asrlib.objectives import CTCObjective
+    from asrlib.train import TrainConfig, train
+
+    train_set, dev_set = SpeechDataset(ci_corpus, "train").head(8), SpeechDataset(ci_corpus, "dev").head(4)
+
+    def run(epochs, checkpoint=None):
+        torch.manual_seed(0)
+        model = build_model("CTC-1l-8h-nopeep", num_classes=ci_corpus.phones.num_classes, init="torch")
+        config = TrainConfig(epochs=epochs, batch_size=4, optimizer="adam", lr=1e-2, progress=False,
+                             normalise="utterance", augment=Augment(speed=0.1, noise_snr=(10.0, 30.0)))
+        history = train(model, CTCObjective(ci_corpus.phones), train_set, dev_set, config, device="cpu",
+                        checkpoint=checkpoint)
+        return model, history
+
+    epochs_seen = []
+    set_epoch = AugmentedDataset.set_epoch
+    monkeypatch.setattr(AugmentedDataset, "set_epoch", lambda self, e: (epochs_seen.append(e), set_epoch(self, e)))
+    straight, history = run(2)
+    assert epochs_seen == [0, 1]  # each epoch draws new versions of the utterances
+    run(1, tmp_path / "run.pt")
+    resumed, resumed_history = run(2, tmp_path / "run.pt")
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    assert resumed_history["step_loss"] == history["step_loss"]
+
+
+def test_train_config_validates_robustness_settings():
+    from asrlib.train import TrainConfig
+
+    config = TrainConfig(augment=Augment(speed=0.1))
+    assert config.augment["speed"] == 0.1 and isinstance(config.augment, dict)
+    with pytest.raises(ValueError, match="unknown normalise"):
+        TrainConfig(normalise="global")
+    with pytest.raises(ValueError, match="unknown Augment field"):
+        TrainConfig(augment={"speeed": 0.1})
