@@ -83,7 +83,7 @@ clean:
 
 ## make bench: speed ratios against the torch built-ins (not part of make test)
 bench: $(STAMP)
-	$(BIN)/pip install -q --no-deps "pyctcdecode>=0.5,<0.6" "pygtrie>=2.5"  # the beam-search anchor; its other deps are ours or optional (kenlm)
+	$(BIN)/pip install -q --no-deps "pyctcdecode>=0.5,<0.6" "pygtrie>=2.5" "flashlight-text>=0.0.7"  # the beam-search peers, for the benchmark only; their other deps are ours or optional (kenlm)
 	$(BIN)/python tests/benchmarks/bench_lstm.py
 	$(BIN)/python tests/benchmarks/bench_ctc.py
 	$(BIN)/python tests/benchmarks/bench_rnnt.py

@@ -145,48 +145,72 @@ def forward_backward(log_probs, targets, input_lengths, target_lengths, blank: i
 def alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int) -> Trellis:
     """The forward and backward recursions themselves (eq. 6-7 and 10-11 of Graves et al. 2006, in log
     space), vectorised over the batch and the states of z', a loop over the frames: what
-    :func:`forward_backward` runs once :func:`check_inputs` has checked its arguments."""
+    :func:`forward_backward` runs once :func:`check_inputs` has checked its arguments.
+
+    The backward variables are the forward variables of the *reversed* problem: read each
+    utterance's frames from its last to its first and its z' from the final blank to the first,
+    and a path suffix from state s at frame t becomes a path prefix. So one loop over the frames
+    runs both recursions, as one batch of 2B (half the steps of two loops), and each step is
+    four elementwise operations on views of one buffer (``_forward``)."""
     log_probs = log_probs.detach()
     T, B, _ = log_probs.shape
+    device = log_probs.device
     states, skip = extend(targets, target_lengths, blank)
     S = states.shape[1]
-    emit = log_probs.gather(2, states.unsqueeze(0).expand(T, B, S))  # (T, B, S): ln Pr(z'_s | t)
-    s = torch.arange(S, device=log_probs.device)
-    last = 2 * target_lengths.unsqueeze(1)  # the final blank; the final label is last - 1
-    valid = s <= last                        # states of each utterance's own z'
-    neg = torch.full((B, S), NEG_INF, dtype=log_probs.dtype, device=log_probs.device)
-
-    log_alpha = torch.full_like(emit, NEG_INF)
-    if T:
-        log_alpha[0] = torch.where((s < 2) & valid, emit[0], neg)
-    for t in range(1, T):
-        prev = log_alpha[t - 1]
-        a = torch.logaddexp(prev, _shift(prev, 1))
-        a = torch.where(skip, torch.logaddexp(a, _shift(prev, 2)), a)
-        log_alpha[t] = torch.where(valid, a + emit[t], neg)
-
-    log_beta = torch.full_like(emit, NEG_INF)
-    ends = (s == last) | (s == last - 1)
-    skip_next = torch.zeros_like(skip)  # may state s + 2 be entered from s?
-    skip_next[:, :-2] = skip[:, 2:]
-    for t in range(T - 1, -1, -1):
-        if t + 1 < T:
-            nxt = log_beta[t + 1]
-            b = torch.logaddexp(nxt, _shift(nxt, -1))
-            b = torch.where(skip_next, torch.logaddexp(b, _shift(nxt, -2)), b)
-        else:
-            b = neg
-        start_here = (t == input_lengths - 1).unsqueeze(1)
-        b = torch.where(start_here, torch.where(ends, 0.0, NEG_INF), b)
-        b = torch.where((t < input_lengths).unsqueeze(1) & valid, b + emit[t], neg)
-        log_beta[t] = b
+    s = torch.arange(S, device=device)
+    t = torch.arange(T, device=device)
+    last = 2 * target_lengths.unsqueeze(1)                # (B, 1): the final blank; the final label is last - 1
+    real = (t.unsqueeze(1) < input_lengths).unsqueeze(2)  # (T, B, 1): frames inside each utterance
+    valid = s <= last                                      # (B, S): states of each utterance's own z'
+    outside = ~(real & valid)                              # (T, B, S): no such frame or state
+    both_emit = log_probs.new_empty(T, 2 * B, S)           # the forward problem, then the reversed one
+    emit = torch.gather(log_probs, 2, states.unsqueeze(0).expand(T, B, S), out=both_emit[:, :B])  # ln Pr(z'_s | t)
+    emit.masked_fill_(outside, NEG_INF)
+    # the reversed problem: frame t of utterance b is its frame len_b - 1 - t, state s its state last_b - s
+    t_rev = (input_lengths - 1 - t.unsqueeze(1)).clamp(min=0)      # (T, B)
+    s_rev = (last - s).clamp(min=0)                                 # (B, S)
+    both_emit[:, B:] = _reverse(emit, t_rev, s_rev).masked_fill_(outside, NEG_INF)
+    skip_rev = torch.zeros_like(skip)  # into s' = last - s from s' - 2: z'_s and z'_{s+2} both labels and different
+    skip_rev[:, 2:] = skip.gather(1, (last - s[2:] + 2).clamp(min=0, max=S - 1)) & valid[:, 2:]
+    both = _forward(both_emit, torch.cat([skip, skip_rev]))
+    log_alpha = both[:, :B]
+    log_beta = _reverse(both[:, B:], t_rev, s_rev).masked_fill_(outside, NEG_INF)
 
     idx = (input_lengths - 1).clamp(min=0)
-    final = log_alpha[idx, torch.arange(B, device=log_probs.device)]  # (B, S) at each last frame
+    final = log_alpha[idx, torch.arange(B, device=device)]  # (B, S) at each last frame
     log_p = torch.logaddexp(final.gather(1, last).squeeze(1), final.gather(1, (last - 1).clamp(min=0)).squeeze(1))
     log_p = torch.where(target_lengths == 0, final.gather(1, last).squeeze(1), log_p)
     log_p = torch.where(input_lengths == 0, torch.where(target_lengths == 0, 0.0, NEG_INF), log_p)
     return Trellis(log_alpha, log_beta, log_p, states, input_lengths, target_lengths)
+
+
+def _reverse(x: torch.Tensor, t_rev: torch.Tensor, s_rev: torch.Tensor) -> torch.Tensor:
+    """``x[t_rev[t, b], b, s_rev[b, s]]`` for ``x : (T, B, S)``: two gathers (cheaper than one
+    advanced index over three axes)."""
+    T, B, S = x.shape
+    return x.gather(0, t_rev.unsqueeze(2).expand(T, B, S)).gather(2, s_rev.unsqueeze(0).expand(T, B, S))
+
+
+def _forward(emit: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """``alpha`` for emissions ``emit : (T, N, S)`` (-inf where a state or frame does not exist) and
+    the skip mask ``(N, S)``. The buffer keeps two columns of -inf in front of the states, so
+    ``alpha_{t-1}(s - 1)`` and ``alpha_{t-1}(s - 2)`` are views, not shifted copies."""
+    T, N, S = emit.shape
+    out = emit.new_full((T, N, S + 2), NEG_INF)
+    if T == 0:
+        return out[:, :, 2:]
+    skip_add = torch.zeros_like(skip, dtype=emit.dtype).masked_fill_(~skip, NEG_INF)
+    out[0, :, 2:4] = emit[0, :, :2]  # a path starts in the first blank or the first label
+    tmp, jump = emit.new_empty(N, S), emit.new_empty(N, S)
+    # every frame's views, made once: the loop then only calls four elementwise kernels a frame
+    stay, one, two = out[:, :, 2:].unbind(0), out[:, :, 1:-1].unbind(0), out[:, :, :-2].unbind(0)
+    emit_t = emit.unbind(0)
+    for t in range(1, T):
+        torch.logaddexp(stay[t - 1], one[t - 1], out=tmp)               # stay, or come from s - 1
+        torch.add(two[t - 1], skip_add, out=jump)                        # from s - 2, where allowed
+        torch.logaddexp(tmp, jump, out=tmp)
+        torch.add(tmp, emit_t[t], out=stay[t])                           # times Pr(z'_s | t)
+    return out[:, :, 2:]
 
 
 def state_posteriors(trellis: Trellis, log_probs: torch.Tensor) -> torch.Tensor:

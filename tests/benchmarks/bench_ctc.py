@@ -1,14 +1,18 @@
-"""Benchmark: asrlib's CTC loss against F.ctc_loss, and its beam search against pyctcdecode.
+"""Benchmark: asrlib's CTC loss against F.ctc_loss, and its beam search against the real peers.
 
 1. ``asrlib.ctc.ctc_loss`` forward + backward against ``torch.nn.functional.ctc_loss`` at the
    paper's TIMIT scale: batch 16, 300 frames, 62 outputs, 36 phones per utterance.
-2. ``asrlib.ctc_decode.beam_search`` at width 100 against pyctcdecode's beam search at the
-   same width (no language model, no pruning of unlikely labels on either side), on peaky
-   CTC-like outputs, utterances per second, and whether both find the same best labelling.
+2. ``asrlib.ctc_decode.beam_search`` against the decoders a user would pick, at widths 10 and
+   100: pyctcdecode with its default pruning, and flashlight-text's C++ ``LexiconFreeDecoder``
+   (no language model, every token at every frame, no threshold, log-add merging), both
+   installed for the benchmark only (``make bench``). On a trained network's test outputs and on
+   synthetic peaky outputs: utterances per second, the phone error rate, and how often each
+   finds the most probable labelling (exact CTC probability) known from all of them and a much
+   wider search.
 
 Not a test: run it (``make bench``) and record its output with the commit, device and date.
 
-    python tests/benchmarks/bench_ctc.py [--device cuda] [--repeats 7] [--utterances 20]
+    python tests/benchmarks/bench_ctc.py [--device cuda] [--repeats 7] [--utterances 40] [--widths 10 100]
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--utterances", type=int, default=20)
-    parser.add_argument("--beam", type=int, default=100)
+    parser.add_argument("--utterances", type=int, default=40)
+    parser.add_argument("--widths", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--reference-beam", type=int, default=1000, help="width of the search that defines 'most probable'")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"# {provenance(device)}")
@@ -74,27 +79,105 @@ def main():
     for name, ts in times.items():
         print(f"{name:28s} {statistics.median(ts) * 1e3:9.2f} ms {statistics.median(ts) / anchor:7.2f}x")
 
+    for outputs_name, utterances, references in decoding_sets(args.utterances, device):
+        bench_beam_search(outputs_name, utterances, references, args.widths, args.reference_beam)
+
+
+def decoding_sets(n: int, device):
+    """The outputs the decoders are compared on: a trained network's on the synthetic test split
+    (chapter 6's recipe, the weights committed by ``python -m asrlib.experiments robustness``), and
+    synthetic peaky outputs. Yields (name, [log_probs (T, V) float32 numpy], references or None)."""
+    rng = np.random.default_rng(0)
+    yield "synthetic peaky outputs", [peaky_outputs(rng).astype(np.float32) for _ in range(n)], None
+    from asrlib.corpus import load_corpus
+    from asrlib.data import SpeechDataset
+    from asrlib.evaluate import log_probs_of
+    from asrlib.experiments import committed, load_robust_model
+
+    found = committed("robustness-book")
+    if found is None:
+        print("## no committed chapter-6 network (results/robustness-book.json): only the synthetic outputs")
+        return
+    corpus = load_corpus(size="ci")
+    model = load_robust_model(*found, "none", corpus.phones.num_classes)
+    outputs = log_probs_of(model, SpeechDataset(corpus, "test").head(n), device)
+    yield ("chapter 6's network on the synthetic test split", [lp.numpy() for lp in outputs.log_probs],
+           (outputs.references, corpus.phones))
+
+
+def collapse_path(path, blank=0):
+    out, prev = [], None
+    for k in path:
+        if k != prev and k != blank:
+            out.append(int(k))
+        prev = k
+    return tuple(out)
+
+
+def exact_log_prob(lp: np.ndarray, labels) -> float:
+    """ln Pr(labels | x), summed over every alignment (the CTC forward pass, in float64)."""
+    x = torch.from_numpy(lp).double()
+    if not labels:
+        return float(x[:, 0].sum())
+    y = torch.tensor([labels])
+    return -float(ctc_loss(x, y[0], [len(x)], [len(labels)], reduction="sum"))
+
+
+def peers(V: int, width: int):
+    """The decoders a user would pick, at their defaults but for the width: name -> decode(lp) -> labels."""
+    decoders = {"asrlib beam_search": lambda lp: beam_search(lp, beam=width)[0][0]}
     try:
         from pyctcdecode import build_ctcdecoder
+
+        alphabet = [""] + [chr(0x100 + k) for k in range(1, V)]  # one character per label, "" the blank
+        index = {c: k for k, c in enumerate(alphabet)}
+        decoder = build_ctcdecoder(alphabet)
+        decoders["pyctcdecode (defaults)"] = lambda lp: tuple(index[c] for c in decoder.decode(lp, beam_width=width))
     except ImportError:
-        print("## beam search: pyctcdecode is not installed (make bench installs it)")
-        return
-    rng = np.random.default_rng(0)
-    utterances = [peaky_outputs(rng) for _ in range(args.utterances)]
-    # pyctcdecode wants one character per label: 61 distinct characters, "" for the blank
-    alphabet = [""] + [chr(0x100 + k) for k in range(1, V)]
-    decoder = build_ctcdecoder(alphabet)
-    start = time.perf_counter()
-    ours = [beam_search(lp, beam=args.beam)[0][0] for lp in utterances]
-    t_ours = time.perf_counter() - start
-    start = time.perf_counter()
-    theirs = [decoder.decode(lp, beam_width=args.beam, beam_prune_logp=-1e9, token_min_logp=-1e9) for lp in utterances]
-    t_theirs = time.perf_counter() - start
-    same = sum("".join(alphabet[k] for k in y) == text for y, text in zip(ours, theirs))
-    print(f"## beam search, width {args.beam}: {args.utterances} utterances of {T} frames, {V} outputs")
-    print(f"{'pyctcdecode (anchor)':28s} {args.utterances / t_theirs:9.2f} utt/s")
-    print(f"{'asrlib beam_search':28s} {args.utterances / t_ours:9.2f} utt/s {t_theirs / t_ours:7.2f}x faster")
-    print(f"same best labelling: {same}/{args.utterances}")
+        print("# pyctcdecode is not installed (make bench installs it)")
+    try:
+        from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions, ZeroLM
+
+        # no language model; every token considered at every frame (beam_size_token = V), no score
+        # threshold, hypotheses that reach the same labelling merged by log-add, as CTC sums them
+        options = LexiconFreeDecoderOptions(beam_size=width, beam_size_token=V, beam_threshold=1e30, lm_weight=0.0,
+                                            sil_score=0.0, log_add=True, criterion_type=CriterionType.CTC)
+        flashlight = LexiconFreeDecoder(options, ZeroLM(), 0, 0, [])
+
+        def decode(lp):
+            lp = np.ascontiguousarray(lp, dtype=np.float32)
+            return collapse_path(flashlight.decode(lp.ctypes.data, lp.shape[0], lp.shape[1])[0].tokens)
+
+        decoders["flashlight-text LexiconFreeDecoder"] = decode
+    except ImportError:
+        print("# flashlight-text is not installed (make bench installs it)")
+    return decoders
+
+
+def bench_beam_search(name, utterances, references, widths, reference_beam):
+    from asrlib.metrics import phone_errors
+
+    V = utterances[0].shape[1]
+    best = [beam_search(lp, beam=reference_beam)[0][0] for lp in utterances]  # the most probable labelling found
+    best_lp = [exact_log_prob(lp, y) for lp, y in zip(utterances, best)]
+    print(f"## beam search on {name}: {len(utterances)} utterances, {V} outputs; 'most probable': the labelling of "
+          f"highest exact CTC probability among each decoder's and a width-{reference_beam} search's")
+    print(f"{'decoder':36s} {'width':>5s} {'utt/s':>8s} {'vs flashlight':>13s} {'PER':>6s} {'most probable':>13s}")
+    for width in widths:
+        rows = {}
+        for decoder, decode in peers(V, width).items():
+            decode(utterances[0])  # warm up
+            start = time.perf_counter()
+            hyps = [decode(lp) for lp in utterances]
+            rows[decoder] = (len(utterances) / (time.perf_counter() - start), hyps)
+        scores = {d: [exact_log_prob(lp, y) for lp, y in zip(utterances, hyps)] for d, (_, hyps) in rows.items()}
+        top = [max([b, *(scores[d][i] for d in rows)]) for i, b in enumerate(best_lp)]
+        anchor = rows.get("flashlight-text LexiconFreeDecoder", (None,))[0]
+        for decoder, (speed, hyps) in rows.items():
+            found = sum(abs(v - t) < 1e-6 for v, t in zip(scores[decoder], top))
+            per = (f"{100 * phone_errors(references[0], hyps, references[1]).rate:5.1f}%" if references else "     -")
+            ratio = f"{speed / anchor:12.2f}x" if anchor else f"{'-':>13s}"
+            print(f"{decoder:36s} {width:5d} {speed:8.1f} {ratio} {per} {found:6d}/{len(utterances)}")
 
 
 if __name__ == "__main__":
