@@ -31,7 +31,7 @@ split is scored: :mod:`asrlib.objectives`) under a :class:`TrainConfig`:
   batch N*B. Every process scores the whole dev split (identical results, so every process
   makes the same early-stopping decision); only rank 0 writes checkpoints and shows progress.
 
-* **robustness** (chapter 12): ``normalise="utterance"`` normalises every utterance by its own
+* **robustness** (chapter 11): ``normalise="utterance"`` normalises every utterance by its own
   mean and variance instead of the training split's; ``augment`` (an
   :class:`asrlib.augment.Augment`, kept as a dict) perturbs every training utterance afresh each
   epoch, deterministically (:class:`asrlib.data.AugmentedDataset`).

@@ -93,7 +93,7 @@ def test_length_buckets_shard_across_replicas_evenly():
         LengthBucketSampler(lengths, 8, num_replicas=2, rank=2)
 
 
-# --------------------------------------------------------------------------- robustness (chapter 12)
+# --------------------------------------------------------------------------- robustness (chapter 11)
 
 
 def test_per_utterance_normalisation_gives_each_utterance_zero_mean_unit_variance(ci_corpus):

