@@ -41,6 +41,8 @@ The map, one idea per module:
 ``tasks``, ``gradients``, ``sensitivity``  the small experiments of chapters 2-4 and Figure 3
 ``plots``, ``explore``, ``run``            figures, interactive explorers, the command line
 ``experiments``                            Table 1 and weight noise re-run, resumable sweeps
+``realspeech``, ``augment``, ``perturb``,  human recordings and scoring on them; data
+``robustness``                             augmentation; chapter 11's ablation
 =========================================  =================================================
 """
 

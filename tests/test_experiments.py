@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from asrlib import experiments
+from asrlib import experiments, robustness
 from asrlib.experiments import SCALES, by_network, scaled_name
 from asrlib.models import TABLE1, build_model, count_parameters
 
@@ -69,18 +69,18 @@ def test_every_scale_is_documented_and_runs_asrlib_run_arguments():
 
 def test_the_robustness_ablation_records_both_scores_keeps_weights_and_resumes(tmp_path, ci_corpus, monkeypatch):
     monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))  # the session's CI corpus, not a new one
-    record = experiments.robustness("smoke", out=tmp_path, only=["none", "SpecAugment"], argv=["robustness", "--scale", "smoke"])
+    record = robustness.robustness("smoke", out=tmp_path, only=["none", "SpecAugment"], argv=["robustness", "--scale", "smoke"])
     assert list(record["rows"]) == ["none", "SpecAugment"]
     for row in record["rows"].values():
         assert 0 <= row["synthetic_test_per"] and 0 <= row["real_per"] and len(row["clips"]) >= 15
         assert row["provenance"]["command"] == "python -m asrlib.experiments robustness --scale smoke"
     assert record["rows"]["SpecAugment"]["augment"]["freq_masks"] == 2
     path = tmp_path / "robustness-smoke.json"
-    model = experiments.load_robust_model(path, json.loads(path.read_text()), "none", ci_corpus.phones.num_classes)
+    model = robustness.load_robust_model(path, json.loads(path.read_text()), "none", ci_corpus.phones.num_classes)
     assert count_parameters(model) == count_parameters(build_model("CTC-1l-8h-nopeep", num_classes=ci_corpus.phones.num_classes))
     with pytest.raises(FileNotFoundError, match="only"):
-        experiments.load_robust_model(path, record, "SpecAugment", ci_corpus.phones.num_classes)
-    again = experiments.robustness("smoke", out=tmp_path, only=["none"], argv=["robustness", "--scale", "smoke"])
+        robustness.load_robust_model(path, record, "SpecAugment", ci_corpus.phones.num_classes)
+    again = robustness.robustness("smoke", out=tmp_path, only=["none"], argv=["robustness", "--scale", "smoke"])
     assert again["rows"] == record["rows"]  # a finished row is not run again
     with pytest.raises(ValueError, match="unknown rows"):
-        experiments.robustness("smoke", out=tmp_path, only=["louder"])
+        robustness.robustness("smoke", out=tmp_path, only=["louder"])

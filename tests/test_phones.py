@@ -35,8 +35,8 @@ def test_unknown_symbols_are_errors_that_name_them():
         normalise_espeak("'X9", where="utt-7")
     with pytest.raises(UnknownPhoneError, match="'zz' for the timit phone set in file.phn"):
         PhoneSet("timit").encode(["aa", "zz"], where="file.phn")
-    with pytest.raises(ValueError, match="unknown phone set 'arpabet'"):
-        PhoneSet("arpabet")
+    with pytest.raises(ValueError, match="unknown phone set 'ipa'"):
+        PhoneSet("ipa")
     with pytest.raises(ValueError, match="out of range"):
         PhoneSet("timit").decode([62])
 

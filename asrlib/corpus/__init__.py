@@ -5,12 +5,15 @@
                           :class:`Utterance`, the manifest, parallel builds
 :mod:`~.synthetic`        the default corpus: 64 synthetic speakers shaped like TIMIT
 :mod:`~.synth`            espeak-ng driven for audio with the exact time of every phone
+:mod:`~.neural`,          the optional second voice family: a neural voice trained on a person,
+:mod:`~.neural_phonemes`  with the exact time of every phone (``pip install asrlib[neural]``)
 :mod:`~.sentences`        the seeded sentence generator
 :mod:`~.timit`            TIMIT, for readers who hold it
 ========================  ====================================================================
 
-Each of the last four imports :mod:`~.store`, never one another (``synthetic`` uses ``synth``
-and ``sentences``, its own parts).
+Each of the others imports :mod:`~.store`, never one another (``synthetic`` uses ``synth``,
+``sentences`` and ``neural``, its own parts; ``neural`` uses ``neural_phonemes``, and espeak-ng
+through ``synth``).
 """
 
 from __future__ import annotations

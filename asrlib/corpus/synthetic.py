@@ -32,8 +32,8 @@ import numpy as np
 from asrlib import features as F
 from asrlib.corpus.sentences import sentence
 from asrlib.corpus.store import (
-    FORMAT_VERSION, Corpus, CorpusError, finish_corpus, read_manifest, read_utterance, run_jobs, utterance_path,
-    write_manifest, write_utterance,
+    FORMAT_VERSION, Corpus, CorpusError, finish_corpus, finish_recording, read_manifest, read_utterance, run_jobs,
+    utterance_path, write_manifest, write_utterance,
 )
 from asrlib.corpus.synth import ESPEAK_SAMPLE_RATE, Voice, synthesise
 from asrlib.phones import normalise_espeak
@@ -181,33 +181,6 @@ def _render(spec: UtteranceSpec) -> dict:
     audio22, events = synthesise(spec.text, spec.speaker.voice, spec.seed)
     segs = _segments(events, len(audio22), spec.id)
     return finish_recording(F.pcm_to_float(audio22), ESPEAK_SAMPLE_RATE, segs, spec.seed, spec.text, spec.speaker.id)
-
-
-def finish_recording(audio: np.ndarray, sample_rate: int, segs, seed: int, text: str, speaker: str) -> dict:
-    """A synthesiser's float audio and phone segments ``(start, end, label)`` (in its samples) as a
-    corpus record: resampled to 16 kHz, 50-150 ms of silence added at both ends, a random peak
-    level and a noise floor, as in any recording (all drawn from ``seed``), int16."""
-    import librosa
-
-    rng = np.random.default_rng(seed)
-    audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=F.SAMPLE_RATE)
-    scale = F.SAMPLE_RATE / sample_rate
-    lead, trail = (int(x) for x in rng.integers(800, 2400, size=2))  # 50-150 ms of silence
-    audio = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(trail, np.float32)])
-    audio *= rng.uniform(0.4, 0.9) / max(np.abs(audio).max(), 1e-6)
-    audio += rng.normal(0.0, 3e-4, size=audio.shape).astype(np.float32)  # a noise floor, as in any recording
-    bounds = [lead + round(s * scale) for s, _, _ in segs] + [len(audio)]
-    bounds[0] = 0
-    rows = [(b0, b1, p) for b0, b1, (_, _, p) in zip(bounds, bounds[1:], segs) if b1 > b0]
-    pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
-    return {
-        "audio": pcm,
-        "starts": np.array([r[0] for r in rows], np.int32),
-        "ends": np.array([r[1] for r in rows], np.int32),
-        "phones": np.array([r[2] for r in rows]),
-        "text": text,
-        "speaker": speaker,
-    }
 
 
 def speak(text: str, speaker: Speaker | str, seed: int = 0) -> dict:

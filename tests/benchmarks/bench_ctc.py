@@ -92,7 +92,8 @@ def decoding_sets(n: int, device):
     from asrlib.corpus import load_corpus
     from asrlib.data import SpeechDataset
     from asrlib.evaluate import log_probs_of
-    from asrlib.experiments import committed, load_robust_model
+    from asrlib.experiments import committed
+    from asrlib.robustness import load_robust_model
 
     found = committed("robustness-book")
     if found is None:

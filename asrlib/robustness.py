@@ -1,0 +1,142 @@
+"""Chapter 11's ablation: chapter 6's recipe with each robustness piece, on synthetic and human speech.
+
+::
+
+    python -m asrlib.experiments robustness --scale book
+    python -m asrlib.experiments robustness --scale book --only "speed ±10%"
+
+:func:`robustness` trains chapter 6's network and recipe once per row of :data:`ROBUSTNESS` (no
+robustness, each piece of :mod:`asrlib.augment` alone, combinations, and the speakers of the
+neural voice of :mod:`asrlib.corpus.neural`), scores each on the synthetic test split and on the
+human recordings of :mod:`asrlib.realspeech`, and writes ``results/robustness-<scale>.json``:
+per row the settings, the dev, synthetic test and human phone error rates, each clip's
+hypothesis, the training time and the provenance. The file is rewritten atomically after every
+row; run again, the command skips the rows it holds and resumes a killed row from its
+checkpoints. The weights of the rows in :data:`KEEP_WEIGHTS` are kept as ``model.pt``
+(:func:`load_robust_model`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+from pathlib import Path
+
+import torch
+
+from asrlib.checkpoint import save_json
+from asrlib.models import build_model
+
+RESULTS = Path("results")
+CORPUS_SIZE = "ci"  # both scales train on the CI-size corpus
+
+# Chapter 11's ablation: (normalisation, asrlib.augment.Augment settings) per row, chapter 6's recipe. The
+# last row combines the pieces but the pitch shift, which alone wrecked training even on the synthetic
+# *dev* split (52% PER against 12%; why is not yet known: librosa's phase-vocoder pitch shift is the suspect).
+ALL_PIECES = {"speed": 0.1, "vtlp": 0.1, "noise_snr": (5.0, 30.0), "noise_prob": 0.8, "band_prob": 0.3,
+              "eq_db": 6.0, "reverb_prob": 0.3, "freq_masks": 2, "max_freq": 8, "time_masks": 2, "max_time": 10}
+# the pieces that cost the synthetic dev split little (noise, SpecAugment and the room cost it most)
+LIGHT_PIECES = {"speed": 0.1, "vtlp": 0.1, "band_prob": 0.3, "eq_db": 6.0}
+ROBUSTNESS = {
+    "none": ("train", {}),
+    "per-utterance normalisation": ("utterance", {}),
+    "speed ±10%": ("train", {"speed": 0.1}),
+    "pitch ±2 semitones": ("train", {"pitch": 2.0}),
+    "VTLP ±10%": ("train", {"vtlp": 0.1}),
+    "noise 5-30 dB SNR": ("train", {"noise_snr": (5.0, 30.0), "noise_prob": 0.8}),
+    "band limit and EQ": ("train", {"band_prob": 0.3, "eq_db": 6.0}),
+    "reverberation": ("train", {"reverb_prob": 0.3}),
+    "SpecAugment": ("train", {"freq_masks": 2, "max_freq": 8, "time_masks": 2, "max_time": 10}),
+    "all but pitch": ("utterance", ALL_PIECES),
+    "all but pitch, and a neural voice": ("utterance", ALL_PIECES, "espeak+neural"),
+    "a neural voice, light augmentation": ("utterance", LIGHT_PIECES, "espeak+neural"),
+}
+ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
+    "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
+             "clip": 1.0, "beam": 16, "train_utterances": None},
+    "smoke": {"model": "CTC-1l-8h-nopeep", "epochs": 1, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
+              "clip": 1.0, "beam": 2, "train_utterances": 8},
+}
+KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a neural voice, light augmentation")
+
+
+def row_folder(name: str) -> str:
+    """The folder of a robustness row: ``"speed ±10%"`` -> ``"speed-10"``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def load_robust_model(path: Path, record: dict, name: str, num_classes: int):
+    """The kept weights of row ``name`` (one of :data:`KEEP_WEIGHTS`) of the robustness results
+    file at ``path`` with content ``record``, in the recipe's network."""
+    if name not in record["rows"]:
+        raise KeyError(f"{path.name} has no row {name!r}; it has {sorted(record['rows'])}")
+    weights = path.parent / f"robustness-{record['scale']}" / row_folder(name) / "model.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"no kept weights for row {name!r} ({weights}); only {KEEP_WEIGHTS} are kept")
+    model = build_model(record["recipe"]["model"], num_classes=num_classes, init="torch")
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = None, seed: int = 0, only=None,
+               argv=None) -> dict:
+    """Chapter 6's recipe with each robustness piece, scored on synthetic and human speech."""
+    from asrlib import realspeech
+    from asrlib.checkpoint import atomic_write
+    from asrlib.corpus import load_corpus
+    from asrlib.data import SpeechDataset
+    from asrlib.evaluate import log_probs_of, score
+    from asrlib.objectives import CTCObjective
+    from asrlib.run import provenance
+    from asrlib.train import TrainConfig, train
+
+    unknown = sorted(set(only or ()) - set(ROBUSTNESS))
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; the rows are {list(ROBUSTNESS)}")
+    corpus = load_corpus(size=CORPUS_SIZE)
+    phones, recipe = corpus.phones, ROBUSTNESS_RECIPE[scale]
+    dev_set, test_set = SpeechDataset(corpus, "dev"), SpeechDataset(corpus, "test")
+    human = realspeech.clips()
+    path = out / f"robustness-{scale}.json"
+    record = json.loads(path.read_text()) if path.exists() else {"scale": scale, "recipe": recipe, "seed": seed,
+                                                                 "corpus": repr(corpus), "rows": {}, "commands": []}
+    command = shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["robustness", "--scale", scale])])
+    record["commands"] = [*record["commands"], command] if command not in record["commands"] else record["commands"]
+    for name, (normalise, settings, *voices) in ROBUSTNESS.items():
+        if (only and name not in only) or name in record["rows"]:
+            continue
+        voices = voices[0] if voices else "espeak"  # the neural voice adds training speakers; dev and test stay
+        train_set = SpeechDataset(load_corpus(size=CORPUS_SIZE, voices=voices), "train")
+        if recipe["train_utterances"]:
+            train_set = train_set.head(recipe["train_utterances"])
+        folder = out / f"robustness-{scale}" / row_folder(name)
+        config = TrainConfig(epochs=recipe["epochs"], optimizer=recipe["optimizer"], lr=recipe["lr"],
+                             schedule=recipe["schedule"], clip=recipe["clip"], seed=seed, normalise=normalise,
+                             augment=settings or None)
+        torch.manual_seed(seed)
+        model = build_model(recipe["model"], num_classes=phones.num_classes, init="torch")
+        history = train(model, CTCObjective(phones), train_set, dev_set, config, device=device,
+                        checkpoint=folder / "train.pt")
+        model.eval()
+        synthetic = score(log_probs_of(model, test_set.normalised(normalise), device), phones, "beam", beam=recipe["beam"])
+        real = realspeech.score(model, phones, corpus.normaliser, human, "beam", per_utterance=normalise == "utterance",
+                                beam=recipe["beam"])
+        if name in KEEP_WEIGHTS:
+            weights = {k: v.cpu() for k, v in model.state_dict().items()}
+            atomic_write(folder / "model.pt", lambda f: torch.save(weights, f))
+        record["rows"][name] = {
+            "normalise": normalise, "augment": config.augment, "voices": voices, "train_utterances": len(train_set),
+            "epochs": len(history["epoch"]),
+            "seconds": history["seconds"][-1], "dev_per": min(history["dev_per"]),
+            "synthetic_test_per": synthetic.errors.rate, "real_per": real.errors.rate,
+            "real_errors": dataclasses.asdict(real.errors),
+            "clips": [{"id": r["id"], "hypothesis": r["hypothesis"], "errors": dataclasses.asdict(r["errors"])}
+                      for r in real.rows],
+            "provenance": {**provenance(next(model.parameters()).device, []), "command": command},
+        }
+        save_json(path, record)
+    return record
+
+
