@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import pickle
 import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
@@ -98,32 +97,14 @@ def _phonemise_here(text: str, voice: str) -> list[tuple[str, str, str, str]]:
 
 
 def _in_fork(fn, *args):
-    """Run ``fn(*args)`` in a fork, as asrlib.corpus.synth does: TextToPhonemes changes the
-    engine's state, and the corpus's determinism relies on a parent engine that never ran.
-    Without fork (Windows) it runs here."""
+    """Run ``fn(*args)`` in a fork (:func:`asrlib.corpus.synth.in_fork`), as the corpus's synthesis
+    does: TextToPhonemes changes the engine's state, and the corpus's determinism relies on a
+    parent engine that never ran. Without fork (Windows) it runs here."""
+    from asrlib.corpus.synth import in_fork
+
     if not hasattr(os, "fork"):
         return fn(*args)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            payload = pickle.dumps(("ok", fn(*args)))
-        except BaseException as err:  # noqa: BLE001
-            payload = pickle.dumps(("error", f"{type(err).__name__}: {err}"))
-        with os.fdopen(w, "wb") as f:
-            f.write(payload)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        payload = f.read()
-    os.waitpid(pid, 0)
-    if not payload:
-        raise RuntimeError("the phonemiser process died")
-    kind, result = pickle.loads(payload)
-    if kind == "error":
-        raise RuntimeError(result)
-    return result
+    return in_fork(fn, *args, what="the phonemiser process")
 
 
 def phonemise(text: str, voice: str = ESPEAK_VOICE, where: str = "") -> list[list[Piece]]:

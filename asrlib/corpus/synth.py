@@ -130,12 +130,20 @@ def synthesise(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, list[tup
     if not hasattr(os, "fork"):
         warnings.warn("os.fork is unavailable: synthesis is nearly, not exactly, reproducible", stacklevel=2)
         return engine.synthesise(text, voice, seed)
+    return in_fork(engine.synthesise, text, voice, seed, what=f"the synthesis process for {text!r}")
+
+
+def in_fork(fn, *args, what: str):
+    """``fn(*args)`` run in a fork of this process, its result sent back through a pipe: the child
+    starts from the engine as the parent holds it, and whatever the call changes in the engine
+    dies with the child. A failure in the child, or its death, is a :class:`SynthesisError`
+    naming ``what``. Needs ``os.fork``."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: synthesise, send the result, and leave without running any clean-up
+    if pid == 0:  # child: run, send the result, and leave without running any clean-up
         os.close(read_fd)
         try:
-            payload = pickle.dumps(("ok", engine.synthesise(text, voice, seed)))
+            payload = pickle.dumps(("ok", fn(*args)))
         except BaseException as err:  # noqa: BLE001 - any failure goes back to the parent
             payload = pickle.dumps(("error", f"{type(err).__name__}: {err}"))
         with os.fdopen(write_fd, "wb") as pipe:
@@ -146,7 +154,7 @@ def synthesise(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, list[tup
         payload = pipe.read()
     _, status = os.waitpid(pid, 0)
     if not payload:
-        raise SynthesisError(f"the synthesis process for {text!r} died (wait status {status})")
+        raise SynthesisError(f"{what} died (wait status {status})")
     kind, result = pickle.loads(payload)
     if kind == "error":
         raise SynthesisError(result)
