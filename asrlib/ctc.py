@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import torch
 
+from asrlib import native
+
 REDUCTIONS = ("none", "sum", "mean")
 NEG_INF = float("-inf")
 
@@ -151,7 +153,12 @@ def alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int) ->
     utterance's frames from its last to its first and its z' from the final blank to the first,
     and a path suffix from state s at frame t becomes a path prefix. So one loop over the frames
     runs both recursions, as one batch of 2B (half the steps of two loops), and each step is
-    four elementwise operations on views of one buffer (``_forward``)."""
+    four elementwise operations on views of one buffer (``_forward``). On a CPU the compiled kernel
+    :func:`asrlib.native.ctc_trellis` computes the same, one utterance at a time."""
+    if native.ctc_ok(log_probs):
+        states, _ = extend(targets, target_lengths, blank)
+        log_alpha, log_beta, log_p, _ = native.ctc_trellis(log_probs, states, input_lengths, target_lengths, False)
+        return Trellis(log_alpha, log_beta, log_p, states, input_lengths, target_lengths)
     log_probs = log_probs.detach()
     T, B, _ = log_probs.shape
     device = log_probs.device
@@ -238,10 +245,14 @@ def occupation(trellis: Trellis, log_probs: torch.Tensor) -> torch.Tensor:
 class _CTCLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank):
-        trellis = alpha_beta(log_probs, targets, input_lengths, target_lengths, blank)  # checked by ctc_loss
-        gamma = occupation(trellis, log_probs)
+        if native.ctc_ok(log_probs):  # the occupation from the kernel too: (T, B, S) passes saved
+            states, _ = extend(targets, target_lengths, blank)
+            *_, log_p, gamma = native.ctc_trellis(log_probs, states, input_lengths, target_lengths, True)
+        else:
+            trellis = alpha_beta(log_probs, targets, input_lengths, target_lengths, blank)  # checked by ctc_loss
+            log_p, gamma = trellis.log_p, occupation(trellis, log_probs)
         ctx.save_for_backward(gamma)
-        return -trellis.log_p
+        return -log_p
 
     @staticmethod
     def backward(ctx, grad_loss):

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from asrlib import native
 from asrlib.ctc import collapse
 
 NEG_INF = -math.inf
@@ -88,9 +89,17 @@ def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = 
     Vectorised: the W x K extension scores of a frame are one numpy operation. A new sequence
     has a single parent, so only the W best extensions (and those that land on a sequence
     already in the beam) can survive the cut to W, and only they are built: the result is the
-    same as building all W x K.
+    same as building all W x K. Where :mod:`asrlib.native` has its kernels, the same search runs
+    compiled (``ctc_beam.c``, tested against this one).
     """
     lp, labels = _prepare(log_probs, blank, beam)
+    if native.kernels() is not None:
+        return native.ctc_beam_search(lp, beam, blank)[: nbest or beam]
+    return _beam_search_numpy(lp, labels, beam, blank, nbest)
+
+
+def _beam_search_numpy(lp: np.ndarray, labels: np.ndarray, beam: int, blank: int, nbest: int | None):
+    """:func:`beam_search` in numpy, a loop over the frames."""
     T = len(lp)
     column = {int(k): i for i, k in enumerate(labels)}
     hyps: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}

@@ -1,14 +1,17 @@
-"""Compiled kernels for the peephole LSTM's per-step elementwise work on a CPU (optional).
+"""Compiled kernels for the CPU (optional): the peephole LSTM's per-step elementwise work and CTC's
+forward-backward recursions.
 
 torch has no peephole LSTM, so :class:`asrlib.fused_lstm.PeepholeLSTMFunction` runs its own time loop.
 Between one step's matrix products it does about ten small elementwise tensor operations, and on
 a CPU each costs more in dispatch and memory traffic than in arithmetic. ``peephole_lstm.c`` (next
-to this file) does a step's elementwise work in one pass instead. It is compiled here at first
-use with the machine's C compiler, cached by a hash of the source, compiler, flags and CPU, and
-loaded with :mod:`ctypes`: no build step and no download.
+to this file) does a step's elementwise work in one pass instead. :mod:`asrlib.ctc`'s tensor loop
+launches four small kernels a frame; ``ctc.c`` runs a whole utterance's recursions in one call
+(:func:`ctc_trellis`), and ``ctc_beam.c`` the beam search of :mod:`asrlib.ctc_decode` (:func:`ctc_beam_search`). Both are compiled here at first use with the machine's C compiler into one
+library, cached by a hash of the sources, compiler, flags and CPU, and loaded with :mod:`ctypes`:
+no build step and no download.
 
 Where there is no C compiler (or ``ASRLIB_NATIVE=0`` is set) :func:`kernels` returns None and
-the layer takes its PyTorch path, which computes the same thing. :func:`status` says which
+the callers take their PyTorch paths, which compute the same things. :func:`status` says which
 happened, and why.
 
 >>> status()  # doctest: +SKIP
@@ -30,7 +33,9 @@ from typing import NamedTuple
 
 from asrlib import runtime
 
-SOURCE = Path(__file__).with_name("peephole_lstm.c")
+HERE = Path(__file__).parent
+SOURCES = (HERE / "peephole_lstm.c", HERE / "ctc.c", HERE / "ctc_beam.c")
+HEADERS = (HERE / "ctc_trellis.h",)  # included by ctc.c
 
 # Most specific first: -march=native for this CPU's vector width, and glibc's libmvec for a
 # vectorised expf (see the pragma in the source). Each attempt falls back to a plainer one; the
@@ -44,7 +49,11 @@ _P, _I = ctypes.c_void_p, ctypes.c_int
 _SIGNATURES = {
     "peephole_forward_step": [_I, _I] + [_P] * 9,
     "peephole_backward_step": [_I, _I] + [_P] * 10,
+    "ctc_trellis_f32": [_I] * 6 + [_P] * 8,
+    "ctc_trellis_f64": [_I] * 6 + [_P] * 8,
+    "ctc_beam_search": [_I] * 4 + [_P] * 4,
 }
+_RETURNS = {"ctc_beam_search": _I}  # the others return nothing
 
 
 class Status(NamedTuple):
@@ -73,9 +82,9 @@ def _cpu_signature() -> str:
 
 
 def _build(compiler: str, directory: Path) -> tuple[Path, str]:
-    """Compile SOURCE into ``directory`` (atomically) unless already there; returns the library and
-    the flags used."""
-    source = SOURCE.read_bytes()
+    """Compile SOURCES into one library in ``directory`` (atomically) unless already there; returns
+    the library and the flags used."""
+    source = b"\0".join(f.read_bytes() for f in SOURCES + HEADERS)
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
     errors = []
     for cflags, libs in _ATTEMPTS:
@@ -83,15 +92,15 @@ def _build(compiler: str, directory: Path) -> tuple[Path, str]:
             s.encode() if isinstance(s, str) else s
             for s in (source, compiler, version, " ".join(cflags + libs), platform.machine(), _cpu_signature())
         )).hexdigest()[:16]
-        target = directory / f"peephole_lstm-{key}.so"
+        target = directory / f"asrlib_native-{key}.so"
         flags = f"{Path(compiler).name} {' '.join(cflags)}"
         if target.exists():
             return target, flags
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=directory) as tmp:
-            obj, lib = Path(tmp) / "kernel.o", Path(tmp) / "kernel.so"
-            steps = ([compiler, *cflags, "-fPIC", "-c", str(SOURCE), "-o", str(obj)],
-                     [compiler, "-shared", str(obj), "-o", str(lib), *libs])
+            objs, lib = [str(Path(tmp) / f"{f.stem}.o") for f in SOURCES], Path(tmp) / "kernels.so"
+            steps = [*([compiler, *cflags, "-fPIC", "-c", str(f), "-o", o] for f, o in zip(SOURCES, objs)),
+                     [compiler, "-shared", *objs, "-o", str(lib), *libs]]
             for cmd in steps:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
                 if done.returncode:
@@ -122,7 +131,7 @@ def kernels() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(path))
         for name, argtypes in _SIGNATURES.items():
             fn = getattr(lib, name)
-            fn.argtypes, fn.restype = argtypes, None
+            fn.argtypes, fn.restype = argtypes, _RETURNS.get(name)
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
         _status = Status(False, reason=f"compiling failed, using the PyTorch path: {err}")
         return None
@@ -139,3 +148,59 @@ def info() -> Status:
 def status() -> str:
     """How the peephole LSTM's CPU steps run, in words: compiled (with which flags), or why not."""
     return str(info())
+
+
+def ctc_ok(x) -> bool:
+    """Whether :func:`ctc_trellis` serves ``x``: float32 or float64 on a CPU, with the kernels built."""
+    import torch
+
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and kernels() is not None
+
+
+@functools.cache
+def _pool(workers: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(workers, thread_name_prefix="asrlib-ctc")
+
+
+def ctc_trellis(log_probs, states, input_lengths, target_lengths, with_gamma: bool):
+    """CTC's ``(alpha, beta, ln Pr(z|x), occupation or None)`` by the compiled kernel (see ``ctc.c``);
+    the arguments and results as :func:`asrlib.ctc.alpha_beta` and :func:`asrlib.ctc.occupation`
+    (``states`` the extended sequences of :func:`asrlib.ctc.extend`). The batch is cut into one
+    share per torch thread, run side by side (ctypes lets go of the GIL during the call)."""
+    import torch
+
+    lp = log_probs.detach().contiguous()
+    T, B, V = lp.shape
+    S = states.shape[1]
+    states, input_lengths, target_lengths = (x.contiguous() for x in (states, input_lengths, target_lengths))
+    alpha, beta = (lp.new_full((T, B, S), float("-inf")) for _ in range(2))
+    log_p = lp.new_empty(B)
+    gamma = lp.new_zeros(T, B, V) if with_gamma else None
+    fn = kernels().ctc_trellis_f32 if lp.dtype == torch.float32 else kernels().ctc_trellis_f64
+    ptrs = [x.data_ptr() for x in (lp, states, input_lengths, target_lengths, alpha, beta, log_p)]
+    ptrs.append(gamma.data_ptr() if with_gamma else None)
+    workers = max(1, min(torch.get_num_threads(), B))
+    cuts = [B * k // workers for k in range(workers + 1)]
+    if workers == 1:
+        fn(T, B, V, S, 0, B, *ptrs)
+    else:
+        for done in [_pool(workers).submit(fn, T, B, V, S, b0, b1, *ptrs) for b0, b1 in zip(cuts, cuts[1:])]:
+            done.result()
+    return alpha, beta, log_p, gamma
+
+
+def ctc_beam_search(lp, beam: int, blank: int) -> list[tuple[tuple[int, ...], float]]:
+    """:func:`asrlib.ctc_decode.beam_search` by the compiled search (``ctc_beam.c``), on one utterance's
+    ``lp : (T, V)`` float64 numpy array: the beam's hypotheses, best first."""
+    import numpy as np
+
+    lp = np.ascontiguousarray(lp, dtype=np.float64)
+    T, V = lp.shape
+    labels = np.zeros((beam, max(T, 1)), np.int32)
+    lengths, scores = np.zeros(beam, np.int32), np.zeros(beam, np.float64)
+    n = kernels().ctc_beam_search(T, V, blank, beam, *(a.ctypes.data for a in (lp, labels, lengths, scores)))
+    if n < 0:
+        raise MemoryError(f"the compiled beam search ran out of memory ({T} frames, width {beam})")
+    return [(tuple(labels[h, : lengths[h]].tolist()), float(scores[h])) for h in range(n)]

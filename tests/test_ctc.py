@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from asrlib import ctc, native
 from asrlib.ctc import collapse, ctc_loss, forward_backward, min_frames, occupation, viterbi
 
 T, B, V = 12, 5, 5
@@ -132,3 +133,54 @@ def test_unbatched_input_takes_scalar_lengths_like_torch():
     ours = ctc_loss(lp, target, 9, 3, reduction="sum")
     torch.testing.assert_close(ours, F.ctc_loss(lp, target, torch.tensor(9), torch.tensor(3), reduction="sum"))
     torch.testing.assert_close(ours, ctc_loss(lp[:, None], target[None], [9], [3], reduction="sum"))
+
+
+@pytest.fixture
+def tensor_path(monkeypatch):
+    """Run asrlib.ctc on its tensor loop (the path CUDA takes) instead of the compiled kernel."""
+    def use(on: bool):
+        monkeypatch.setattr(ctc.native, "ctc_ok", (lambda x: False) if on else native.ctc_ok)
+    return use
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_trellis_equals_the_tensor_loop(dtype, tensor_path):
+    """alpha, beta, ln Pr(z|x) and the gradient: repeats, an impossible target, no frames, no
+    labels, and targets padded with non-blank garbage beyond their lengths."""
+    if native.kernels() is None:
+        pytest.skip(native.status())
+    torch.manual_seed(3)
+    T_, B_, V_, U_ = 30, 7, 7, 8
+    lp = torch.randn(T_, B_, V_, dtype=dtype).mul(3).log_softmax(-1)
+    targets = torch.randint(1, V_, (B_, U_))
+    targets[0, 1] = targets[0, 0]                       # a repeat: no skip between them
+    input_lengths = torch.tensor([30, 25, 0, 3, 30, 12, 1])
+    target_lengths = torch.tensor([8, 5, 0, 5, 0, 4, 1])  # the fourth needs more frames than it has
+    results = []
+    for on in (False, True):
+        tensor_path(on)
+        x = lp.clone().requires_grad_(True)
+        loss = ctc_loss(x, targets, input_lengths, target_lengths, reduction="none")
+        loss.masked_fill(torch.isinf(loss), 0).sum().backward()
+        trellis = forward_backward(lp, targets, input_lengths, target_lengths)
+        results.append((loss, x.grad, trellis.log_alpha, trellis.log_beta, trellis.log_p))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want)
+    assert torch.isinf(results[0][0][3]) and results[0][0][2] == 0
+
+
+def test_the_kernel_shares_the_batch_between_threads():
+    """Cut into one share per thread, the batch gives what it gives in one piece."""
+    if native.kernels() is None:
+        pytest.skip(native.status())
+    lp, targets = _logits(5, T=40, B=9).log_softmax(-1), torch.randint(1, V, (9, 6))
+    lens, tlens = torch.full((9,), 40), torch.randint(0, 7, (9,))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        shared = ctc_loss(lp, targets, lens, tlens, reduction="none")
+        torch.set_num_threads(1)
+        whole = ctc_loss(lp, targets, lens, tlens, reduction="none")
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(shared, whole, rtol=0, atol=0)

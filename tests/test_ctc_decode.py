@@ -150,3 +150,21 @@ def test_sectioned_prefix_search_matches_the_whole_search_on_peaky_outputs():
     assert prefix_search(np.log(np.full((4, 3), 1 / 3)), split_at=0.2)[0][0] == ()  # every frame cut: nothing left
     with pytest.raises(ValueError, match="split_at"):
         prefix_search(lp, split_at=1.0)
+
+
+def test_compiled_beam_search_equals_the_numpy_search():
+    """The same hypotheses in the same order with the same scores: random lengths (none too),
+    vocabularies, widths, blanks and sharpness, so beams fill, prune and merge."""
+    from asrlib import ctc_decode, native
+
+    if native.kernels() is None:
+        pytest.skip(native.status())
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        T, V, W = int(rng.integers(0, 30)), int(rng.integers(2, 7)), int(rng.integers(1, 12))
+        lp, labels = ctc_decode._prepare(_log_probs(int(rng.integers(1 << 30)), T, V, rng.uniform(0.5, 5)),
+                                         blank := int(rng.integers(0, V)), W)
+        compiled = native.ctc_beam_search(lp, W, blank)
+        reference = ctc_decode._beam_search_numpy(lp, labels, W, blank, None)
+        assert [y for y, _ in compiled] == [y for y, _ in reference]
+        np.testing.assert_allclose([s for _, s in compiled], [s for _, s in reference], rtol=1e-12)

@@ -1,9 +1,10 @@
 """Benchmark: asrlib's CTC loss against F.ctc_loss, and its beam search against the real peers.
 
 1. ``asrlib.ctc.ctc_loss`` forward + backward against ``torch.nn.functional.ctc_loss`` at the
-   paper's TIMIT scale: batch 16, 300 frames, 62 outputs, 36 phones per utterance.
+   paper's TIMIT scale: batch 16, 300 frames, 62 outputs, 36 phones per utterance; with the
+   compiled kernel (``asrlib/ctc.c``) and with the tensor loop that CUDA runs.
 2. ``asrlib.ctc_decode.beam_search`` against the decoders a user would pick, at widths 10 and
-   100: pyctcdecode with its default pruning, and flashlight-text's C++ ``LexiconFreeDecoder``
+   100 (compiled, ``asrlib/ctc_beam.c``, and its numpy loop): pyctcdecode with its default pruning, and flashlight-text's C++ ``LexiconFreeDecoder``
    (no language model, every token at every frame, no threshold, log-add merging), both
    installed for the benchmark only (``make bench``). On a trained network's test outputs and on
    synthetic peaky outputs: utterances per second, the phone error rate, and how often each
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asrlib import ctc_decode, native
 from asrlib.ctc import ctc_loss
 from asrlib.ctc_decode import beam_search
 from common import provenance, sync
@@ -67,8 +69,8 @@ def main():
     targets = torch.randint(1, V, (B, U), device=device)
     in_lens = torch.full((B,), T, dtype=torch.long, device=device)
     tg_lens = torch.full((B,), U, dtype=torch.long, device=device)
-    times = {"F.ctc_loss (anchor)": [], "asrlib ctc_loss": []}
-    fns = {"F.ctc_loss (anchor)": F.ctc_loss, "asrlib ctc_loss": ctc_loss}
+    fns = {"F.ctc_loss (anchor)": F.ctc_loss, "asrlib ctc_loss": ctc_loss, "asrlib ctc_loss, tensor loop": tensor_loop_loss}
+    times = {name: [] for name in fns}
     for i in range(args.repeats + 2):
         for name, fn in fns.items():
             t = time_loss(fn, logits, targets, in_lens, tg_lens, device)
@@ -124,9 +126,25 @@ def exact_log_prob(lp: np.ndarray, labels) -> float:
     return -float(ctc_loss(x, y[0], [len(x)], [len(labels)], reduction="sum"))
 
 
+def numpy_search(lp: np.ndarray, width: int):
+    """asrlib's beam search without its compiled kernel: the numpy loop over frames."""
+    lp, labels = ctc_decode._prepare(lp, 0, width)
+    return ctc_decode._beam_search_numpy(lp, labels, width, 0, None)[0][0]
+
+
+def tensor_loop_loss(*args):
+    """asrlib's CTC loss without its compiled kernel: the tensor loop over frames."""
+    real, native.ctc_ok = native.ctc_ok, lambda x: False
+    try:
+        return ctc_loss(*args)
+    finally:
+        native.ctc_ok = real
+
+
 def peers(V: int, width: int):
     """The decoders a user would pick, at their defaults but for the width: name -> decode(lp) -> labels."""
-    decoders = {"asrlib beam_search": lambda lp: beam_search(lp, beam=width)[0][0]}
+    decoders = {"asrlib beam_search": lambda lp: beam_search(lp, beam=width)[0][0],
+                "asrlib beam_search, numpy loop": lambda lp: numpy_search(lp, width)}
     try:
         from pyctcdecode import build_ctcdecoder
 
