@@ -69,8 +69,8 @@ class CTCObjective(Objective):
 
     The loss is ``-ln Pr(z|x)`` summed over the batch; the unit is the phone, so the
     ``"mean"`` loss is in nats per target phone. ``impl="torch"`` computes it with
-    ``F.ctc_loss`` (chapter 5 shows it equal to ``asrlib.ctc.ctc_loss``, which is about 3x
-    slower on CPU), ``"asrlib"`` with ours. The dev scores are the loss and the phone error
+    ``F.ctc_loss`` (chapter 5 shows it equal to ``asrlib.ctc.ctc_loss``, as fast on a CPU,
+    where ours runs compiled, and slower on a GPU), ``"asrlib"`` with ours. The dev scores are the loss and the phone error
     rate of best-path decoding (fast enough for every epoch; chapter 6 compares the decoders).
     """
 
