@@ -55,6 +55,10 @@ ROBUSTNESS = {
     "a neural voice, light augmentation": ("utterance", LIGHT_PIECES, "espeak+neural"),
     # the control for the row above: as many training sentences (720), all espeak (15 per speaker)
     "720 espeak sentences, light augmentation": ("utterance", LIGHT_PIECES, "espeak", 15),
+    # three times the sentences of the neural-voice row: 30 per espeak speaker, 90 per neural speaker
+    "a neural voice, 3x the sentences, light augmentation": ("utterance", LIGHT_PIECES, "espeak+neural", 30),
+    # its control: as many sentences (2160), all espeak (45 per speaker)
+    "2160 espeak sentences, light augmentation": ("utterance", LIGHT_PIECES, "espeak", 45),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -63,7 +67,7 @@ ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one 
               "clip": 1.0, "beam": 2, "train_utterances": 8},
 }
 KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a neural voice, light augmentation",
-                "720 espeak sentences, light augmentation")
+                "720 espeak sentences, light augmentation", "a neural voice, 3x the sentences, light augmentation")
 
 
 def row_folder(name: str) -> str:
