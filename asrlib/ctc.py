@@ -134,31 +134,38 @@ def _shift(x: torch.Tensor, n: int) -> torch.Tensor:
     return out
 
 
-def forward_backward(log_probs, targets, input_lengths, target_lengths, blank: int = 0) -> Trellis:
+def forward_backward(log_probs, targets, input_lengths, target_lengths, blank: int = 0, compiled=None) -> Trellis:
     """The CTC trellis: ``alpha``, ``beta`` and ``ln Pr(z|x)`` for a batch (no gradient).
 
     Shapes as :func:`ctc_loss`. Both variables include the emission at their own frame, so
     ``alpha_t(s) + beta_t(s) - ln Pr(z'_s|t)`` is the log probability of all alignments through
-    state s at frame t. Frames past an utterance's length hold -inf.
+    state s at frame t. Frames past an utterance's length hold -inf. ``compiled``: as :func:`alpha_beta`.
     """
-    return alpha_beta(*check_inputs(log_probs, targets, input_lengths, target_lengths, blank), blank)
+    return alpha_beta(*check_inputs(log_probs, targets, input_lengths, target_lengths, blank), blank, compiled)
 
 
-def alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int) -> Trellis:
+def alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int, compiled=None) -> Trellis:
+    """:func:`alpha_beta_loop`, or the same recursions by the compiled kernel
+    :func:`asrlib.native.ctc_trellis` (``compiled=None``: wherever it serves, a CPU)."""
+    if compiled and not native.ctc_ok(log_probs):
+        raise ValueError(f"no compiled CTC for {log_probs.dtype} on {log_probs.device} ({native.status()})")
+    if native.ctc_ok(log_probs) if compiled is None else compiled:
+        states, _ = extend(targets, target_lengths, blank)
+        log_alpha, log_beta, log_p, _ = native.ctc_trellis(log_probs, states, input_lengths, target_lengths, False)
+        return Trellis(log_alpha, log_beta, log_p, states, input_lengths, target_lengths)
+    return alpha_beta_loop(log_probs, targets, input_lengths, target_lengths, blank)
+
+
+def alpha_beta_loop(log_probs, targets, input_lengths, target_lengths, blank: int) -> Trellis:
     """The forward and backward recursions themselves (eq. 6-7 and 10-11 of Graves et al. 2006, in log
     space), vectorised over the batch and the states of z', a loop over the frames: what
-    :func:`forward_backward` runs once :func:`check_inputs` has checked its arguments.
+    :func:`alpha_beta` runs on a GPU (or with ``compiled=False``) once its arguments are checked.
 
     The backward variables are the forward variables of the *reversed* problem: read each
     utterance's frames from its last to its first and its z' from the final blank to the first,
     and a path suffix from state s at frame t becomes a path prefix. So one loop over the frames
     runs both recursions, as one batch of 2B (half the steps of two loops), and each step is
-    four elementwise operations on views of one buffer (``_forward``). On a CPU the compiled kernel
-    :func:`asrlib.native.ctc_trellis` computes the same, one utterance at a time."""
-    if native.ctc_ok(log_probs):
-        states, _ = extend(targets, target_lengths, blank)
-        log_alpha, log_beta, log_p, _ = native.ctc_trellis(log_probs, states, input_lengths, target_lengths, False)
-        return Trellis(log_alpha, log_beta, log_p, states, input_lengths, target_lengths)
+    four elementwise operations on views of one buffer (``_forward``)."""
     log_probs = log_probs.detach()
     T, B, _ = log_probs.shape
     device = log_probs.device

@@ -184,3 +184,12 @@ def test_the_kernel_shares_the_batch_between_threads():
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(shared, whole, rtol=0, atol=0)
+
+
+def test_compiled_true_where_no_kernel_serves_says_so():
+    """float16 (or a GPU tensor) has no compiled path: asking for it is an error, not a crash."""
+    lp = _logits().detach().log_softmax(-1)
+    with pytest.raises(ValueError, match="no compiled CTC for torch.float16"):
+        forward_backward(lp.half(), TARGETS, INPUT_LENGTHS, TARGET_LENGTHS, compiled=True)
+    loop = forward_backward(lp, TARGETS, INPUT_LENGTHS, TARGET_LENGTHS, compiled=False)
+    torch.testing.assert_close(loop.log_p, forward_backward(lp, TARGETS, INPUT_LENGTHS, TARGET_LENGTHS).log_p)
