@@ -52,8 +52,9 @@ _SIGNATURES = {
     "ctc_trellis_f32": [_I] * 6 + [_P] * 8,
     "ctc_trellis_f64": [_I] * 6 + [_P] * 8,
     "ctc_beam_search": [_I] * 4 + [_P] * 4,
+    "peephole_exp": [ctypes.c_float],
 }
-_RETURNS = {"ctc_beam_search": _I}  # the others return nothing
+_RETURNS = {"ctc_beam_search": _I, "peephole_exp": ctypes.c_float}  # the others return nothing
 
 
 class Status(NamedTuple):

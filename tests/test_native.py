@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,6 +66,19 @@ def test_saturated_gates_and_large_cells_stay_finite(monkeypatch):
     for got, want in zip(ours, reference):
         assert torch.isfinite(got).all()
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)  # sums over 100 frames
+
+
+def test_the_kernels_exp_keeps_its_stated_error_and_clamps():
+    """peephole_lstm.c's own e^x: relative error below 2e-7 over [-87, 87] (its comment says 1.1e-7,
+    measured), and clamped outside, so that 1 + e^x stays finite."""
+    if native.kernels() is None:
+        pytest.skip(native.status())
+    exp = native.kernels().peephole_exp
+    xs = np.concatenate([np.linspace(-87, 87, 40_001), [0.0, 1e-30, -1e-30, 86.999, -86.999]]).astype(np.float32)
+    got = np.array([exp(float(x)) for x in xs], np.float64)
+    relative = np.abs(got / np.exp(xs.astype(np.float64)) - 1)
+    assert relative.max() < 2e-7, (relative.max(), xs[relative.argmax()])
+    assert exp(1000.0) == exp(87.0) and np.isfinite(exp(1000.0)) and exp(-1000.0) == exp(-87.0) > 0
 
 
 def test_asrlib_native_0_turns_the_kernels_off(fresh_kernels, monkeypatch):
