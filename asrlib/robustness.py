@@ -59,6 +59,9 @@ ROBUSTNESS = {
     "a neural voice, 3x the sentences, light augmentation": ("utterance", LIGHT_PIECES, "espeak+neural", 30),
     # its control: as many sentences (2160), all espeak (45 per speaker)
     "2160 espeak sentences, light augmentation": ("utterance", LIGHT_PIECES, "espeak", 45),
+    # the 3x row with a wider vocal-tract warp (±20%): the neural voice is one man, the human clips are not
+    "a neural voice, 3x the sentences, light augmentation, VTLP ±20%": ("utterance", {**LIGHT_PIECES, "vtlp": 0.2},
+                                                                        "espeak+neural", 30),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -67,7 +70,8 @@ ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one 
               "clip": 1.0, "beam": 2, "train_utterances": 8},
 }
 KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a neural voice, light augmentation",
-                "720 espeak sentences, light augmentation", "a neural voice, 3x the sentences, light augmentation")
+                "720 espeak sentences, light augmentation", "a neural voice, 3x the sentences, light augmentation",
+                "a neural voice, 3x the sentences, light augmentation, VTLP ±20%")
 
 
 def row_folder(name: str) -> str:
