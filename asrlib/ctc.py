@@ -147,13 +147,16 @@ def forward_backward(log_probs, targets, input_lengths, target_lengths, blank: i
 def alpha_beta(log_probs, targets, input_lengths, target_lengths, blank: int, compiled=None) -> Trellis:
     """:func:`alpha_beta_loop`, or the same recursions by the compiled kernel
     :func:`asrlib.native.ctc_trellis` (``compiled=None``: wherever it serves, a CPU)."""
-    if compiled and not native.ctc_ok(log_probs):
-        raise ValueError(f"no compiled CTC for {log_probs.dtype} on {log_probs.device} ({native.status()})")
-    if native.ctc_ok(log_probs) if compiled is None else compiled:
-        states, _ = extend(targets, target_lengths, blank)
-        log_alpha, log_beta, log_p, _ = native.ctc_trellis(log_probs, states, input_lengths, target_lengths, False)
-        return Trellis(log_alpha, log_beta, log_p, states, input_lengths, target_lengths)
+    if native.use_ctc_kernel(log_probs, compiled):
+        return _by_kernel(log_probs, targets, input_lengths, target_lengths, blank, False)[0]
     return alpha_beta_loop(log_probs, targets, input_lengths, target_lengths, blank)
+
+
+def _by_kernel(log_probs, targets, input_lengths, target_lengths, blank: int, with_gamma: bool):
+    """The trellis, and the occupation if ``with_gamma`` (else None), from the compiled kernel."""
+    states, _ = extend(targets, target_lengths, blank)
+    alpha, beta, log_p, gamma = native.ctc_trellis(log_probs, states, input_lengths, target_lengths, with_gamma)
+    return Trellis(alpha, beta, log_p, states, input_lengths, target_lengths), gamma
 
 
 def alpha_beta_loop(log_probs, targets, input_lengths, target_lengths, blank: int) -> Trellis:
@@ -251,25 +254,24 @@ def occupation(trellis: Trellis, log_probs: torch.Tensor) -> torch.Tensor:
 
 class _CTCLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank):
-        if native.ctc_ok(log_probs):  # the occupation from the kernel too: (T, B, S) passes saved
-            states, _ = extend(targets, target_lengths, blank)
-            *_, log_p, gamma = native.ctc_trellis(log_probs, states, input_lengths, target_lengths, True)
+    def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank, compiled):
+        if native.use_ctc_kernel(log_probs, compiled):  # the occupation from the kernel too: (T, B, S) passes saved
+            trellis, gamma = _by_kernel(log_probs, targets, input_lengths, target_lengths, blank, True)
         else:
-            trellis = alpha_beta(log_probs, targets, input_lengths, target_lengths, blank)  # checked by ctc_loss
-            log_p, gamma = trellis.log_p, occupation(trellis, log_probs)
+            trellis = alpha_beta_loop(log_probs, targets, input_lengths, target_lengths, blank)  # checked by ctc_loss
+            gamma = occupation(trellis, log_probs)
         ctx.save_for_backward(gamma)
-        return -log_p
+        return -trellis.log_p
 
     @staticmethod
     def backward(ctx, grad_loss):
         (gamma,) = ctx.saved_tensors
-        return -gamma * grad_loss.view(1, -1, 1), None, None, None, None
+        return -gamma * grad_loss.view(1, -1, 1), None, None, None, None, None
 
 
 def ctc_loss(
     log_probs: torch.Tensor, targets: torch.Tensor, input_lengths, target_lengths, blank: int = 0,
-    reduction: str = "mean", zero_infinity: bool = False,
+    reduction: str = "mean", zero_infinity: bool = False, compiled: bool | None = None,
 ) -> torch.Tensor:
     """``-ln Pr(z|x)`` (eq. 14) with the arguments of ``torch.nn.functional.ctc_loss``.
 
@@ -288,14 +290,15 @@ def ctc_loss(
     zero_infinity : bool
         Give impossible targets (fewer frames than :func:`min_frames`) a loss and gradient of
         zero instead of infinity.
+    compiled : bool or None
+        The compiled kernel (True), the tensor loop (False), or the kernel wherever it serves (None).
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
     unbatched = log_probs.ndim == 2
-    log_probs3, targets, input_lengths, target_lengths = check_inputs(
-        log_probs, targets, input_lengths, target_lengths, blank
-    )
-    losses = _CTCLoss.apply(log_probs3, targets, input_lengths, target_lengths, blank)
+    log_probs3, targets, input_lengths, target_lengths = check_inputs(log_probs, targets, input_lengths,
+                                                                      target_lengths, blank)
+    losses = _CTCLoss.apply(log_probs3, targets, input_lengths, target_lengths, blank, compiled)
     if zero_infinity:
         losses = torch.where(torch.isinf(losses), torch.zeros_like(losses), losses)
     if reduction == "none":

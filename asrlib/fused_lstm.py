@@ -146,7 +146,7 @@ class PeepholeLSTMFunction(torch.autograd.Function):
 
 
 def _native_ok(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and native.kernels() is not None
+    return native.serves(x, (torch.float32,))
 
 
 def _torch_forward(acts, hs, cs, tanh_c, recurrent, w_ci, w_cf, w_co):

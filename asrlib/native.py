@@ -6,9 +6,10 @@ Between one step's matrix products it does about ten small elementwise tensor op
 a CPU each costs more in dispatch and memory traffic than in arithmetic. ``peephole_lstm.c`` (next
 to this file) does a step's elementwise work in one pass instead. :mod:`asrlib.ctc`'s tensor loop
 launches four small kernels a frame; ``ctc.c`` runs a whole utterance's recursions in one call
-(:func:`ctc_trellis`), and ``ctc_beam.c`` the beam search of :mod:`asrlib.ctc_decode` (:func:`ctc_beam_search`). Both are compiled here at first use with the machine's C compiler into one
-library, cached by a hash of the sources, compiler, flags and CPU, and loaded with :mod:`ctypes`:
-no build step and no download.
+(:func:`ctc_trellis`), and ``ctc_beam.c`` the beam search of :mod:`asrlib.ctc_decode`
+(:func:`ctc_beam_search`). All three are compiled here at first use with the machine's C compiler
+into one library, cached by a hash of the sources, compiler, flags and CPU, and loaded with
+:mod:`ctypes`: no build step and no download.
 
 Where there is no C compiler (or ``ASRLIB_NATIVE=0`` is set) :func:`kernels` returns None and
 the callers take their PyTorch paths, which compute the same things. :func:`status` says which
@@ -38,7 +39,7 @@ SOURCES = (HERE / "peephole_lstm.c", HERE / "ctc.c", HERE / "ctc_beam.c")
 HEADERS = (HERE / "ctc_trellis.h",)  # included by ctc.c
 
 # Most specific first: -march=native for this CPU's vector width, and glibc's libmvec for a
-# vectorised expf (see the pragma in the source). Each attempt falls back to a plainer one; the
+# vectorised expf and logf (see the pragmas in ctc.c). Each attempt falls back to a plainer one; the
 # last gives scalar code that any C compiler builds.
 _ATTEMPTS = (
     (["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd"], ["-lmvec", "-lm"]),
@@ -58,8 +59,8 @@ _RETURNS = {"ctc_beam_search": _I, "peephole_exp": ctypes.c_float}  # the others
 
 
 class Status(NamedTuple):
-    """Which path the peephole LSTM's CPU steps take: ``compiled`` with ``flags`` from the library
-    at ``path``, or not, and why (``reason``)."""
+    """Whether the CPU kernels run: ``compiled`` with ``flags`` from the library at ``path``, or
+    not, and why (``reason``)."""
 
     compiled: bool
     flags: str | None = None
@@ -141,21 +142,35 @@ def kernels() -> ctypes.CDLL | None:
 
 
 def info() -> Status:
-    """How the peephole LSTM's CPU steps run, as a :class:`Status` (loads the kernels first)."""
+    """Whether the CPU kernels run, as a :class:`Status` (loads the kernels first)."""
     kernels()
     return _status
 
 
 def status() -> str:
-    """How the peephole LSTM's CPU steps run, in words: compiled (with which flags), or why not."""
+    """Whether the CPU kernels run, in words: compiled (with which flags), or why not."""
     return str(info())
+
+
+def serves(x, dtypes) -> bool:
+    """Whether the kernels serve tensor ``x``: on a CPU, of one of ``dtypes``, with the kernels built."""
+    return x.device.type == "cpu" and x.dtype in dtypes and kernels() is not None
 
 
 def ctc_ok(x) -> bool:
     """Whether :func:`ctc_trellis` serves ``x``: float32 or float64 on a CPU, with the kernels built."""
     import torch
 
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and kernels() is not None
+    return serves(x, (torch.float32, torch.float64))
+
+
+def use_ctc_kernel(x, compiled: bool | None) -> bool:
+    """Whether :mod:`asrlib.ctc` runs :func:`ctc_trellis` on ``x``: as ``compiled`` asks (True or False),
+    or wherever it serves (None). True where it cannot serve is an error naming why."""
+    available = ctc_ok(x)
+    if compiled and not available:
+        raise ValueError(f"no compiled CTC for {x.dtype} on {x.device} ({status()})")
+    return available if compiled is None else compiled
 
 
 @functools.cache

@@ -23,7 +23,7 @@
  * exact; e^r by a degree-6 polynomial fitted for this file (numpy, least squares weighted towards
  * the smallest largest relative error on that interval); 2^n written into the exponent bits.
  * Measured over [-87, 87] in float32: relative error below 1.1e-7 (tests/test_native.py checks
- * 2e-7 against torch.exp). x is clamped to [-87, 87] first: e^87 ~ 6e37 keeps 1 + e^x finite, so
+ * 2e-7 against exp in float64). x is clamped to [-87, 87] first: e^87 ~ 6e37 keeps 1 + e^x finite, so
  * the divisions below never meet inf (no NaN, with or without fast reciprocals), and
  * sigmoid(-87) ~ 1.6e-38 stands for 0. */
 static inline float exp_clamped(float x)

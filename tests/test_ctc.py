@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asrlib import ctc, native
+from asrlib import native
 from asrlib.ctc import collapse, ctc_loss, forward_backward, min_frames, occupation, viterbi
 
 T, B, V = 12, 5, 5
@@ -135,16 +135,8 @@ def test_unbatched_input_takes_scalar_lengths_like_torch():
     torch.testing.assert_close(ours, ctc_loss(lp[:, None], target[None], [9], [3], reduction="sum"))
 
 
-@pytest.fixture
-def tensor_path(monkeypatch):
-    """Run asrlib.ctc on its tensor loop (the path CUDA takes) instead of the compiled kernel."""
-    def use(on: bool):
-        monkeypatch.setattr(ctc.native, "ctc_ok", (lambda x: False) if on else native.ctc_ok)
-    return use
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_compiled_trellis_equals_the_tensor_loop(dtype, tensor_path):
+def test_compiled_trellis_equals_the_tensor_loop(dtype):
     """alpha, beta, ln Pr(z|x) and the gradient: repeats, an impossible target, no frames, no
     labels, and targets padded with non-blank garbage beyond their lengths."""
     if native.kernels() is None:
@@ -157,12 +149,11 @@ def test_compiled_trellis_equals_the_tensor_loop(dtype, tensor_path):
     input_lengths = torch.tensor([30, 25, 0, 3, 30, 12, 1])
     target_lengths = torch.tensor([8, 5, 0, 5, 0, 4, 1])  # the fourth needs more frames than it has
     results = []
-    for on in (False, True):
-        tensor_path(on)
+    for compiled in (True, False):
         x = lp.clone().requires_grad_(True)
-        loss = ctc_loss(x, targets, input_lengths, target_lengths, reduction="none")
+        loss = ctc_loss(x, targets, input_lengths, target_lengths, reduction="none", compiled=compiled)
         loss.masked_fill(torch.isinf(loss), 0).sum().backward()
-        trellis = forward_backward(lp, targets, input_lengths, target_lengths)
+        trellis = forward_backward(lp, targets, input_lengths, target_lengths, compiled=compiled)
         results.append((loss, x.grad, trellis.log_alpha, trellis.log_beta, trellis.log_p))
     for got, want in zip(*results):
         torch.testing.assert_close(got, want)
@@ -193,3 +184,14 @@ def test_compiled_true_where_no_kernel_serves_says_so():
         forward_backward(lp.half(), TARGETS, INPUT_LENGTHS, TARGET_LENGTHS, compiled=True)
     loop = forward_backward(lp, TARGETS, INPUT_LENGTHS, TARGET_LENGTHS, compiled=False)
     torch.testing.assert_close(loop.log_p, forward_backward(lp, TARGETS, INPUT_LENGTHS, TARGET_LENGTHS).log_p)
+
+
+def test_compiled_false_never_calls_the_kernel(monkeypatch):
+    """The tensor loop is what compiled=False runs: the kernel, made to fail, is not reached."""
+    def no_kernel(*args):
+        raise AssertionError("the compiled kernel was called")
+
+    monkeypatch.setattr(native, "ctc_trellis", no_kernel)
+    lp = _logits().log_softmax(-1)
+    ctc_loss(lp, TARGETS, INPUT_LENGTHS, TARGET_LENGTHS, compiled=False).backward()
+    assert torch.isfinite(forward_backward(lp, TARGETS, INPUT_LENGTHS, TARGET_LENGTHS, compiled=False).log_p[:2]).all()

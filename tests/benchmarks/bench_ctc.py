@@ -4,9 +4,10 @@
    paper's TIMIT scale: batch 16, 300 frames, 62 outputs, 36 phones per utterance; with the
    compiled kernel (``asrlib/ctc.c``) and with the tensor loop that CUDA runs.
 2. ``asrlib.ctc_decode.beam_search`` against the decoders a user would pick, at widths 10 and
-   100 (compiled, ``asrlib/ctc_beam.c``, and its numpy loop): pyctcdecode with its default pruning, and flashlight-text's C++ ``LexiconFreeDecoder``
-   (no language model, every token at every frame, no threshold, log-add merging), both
-   installed for the benchmark only (``make bench``). On a trained network's test outputs and on
+   100 (compiled, ``asrlib/ctc_beam.c``, and its numpy loop): pyctcdecode with its default
+   pruning, and flashlight-text's C++ ``LexiconFreeDecoder`` (no language model, every token at
+   every frame, no threshold, log-add merging), both installed for the benchmark only
+   (``make bench``). On a trained network's test outputs and on
    synthetic peaky outputs: utterances per second, the phone error rate, and how often each
    finds the most probable labelling (exact CTC probability) known from all of them and a much
    wider search.
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from asrlib import ctc_decode, native
+from asrlib import ctc_decode
 from asrlib.ctc import ctc_loss
 from asrlib.ctc_decode import beam_search
 from common import provenance, sync
@@ -134,11 +135,7 @@ def numpy_search(lp: np.ndarray, width: int):
 
 def tensor_loop_loss(*args):
     """asrlib's CTC loss without its compiled kernel: the tensor loop over frames."""
-    real, native.ctc_ok = native.ctc_ok, lambda x: False
-    try:
-        return ctc_loss(*args)
-    finally:
-        native.ctc_ok = real
+    return ctc_loss(*args, compiled=False)
 
 
 def peers(V: int, width: int):
