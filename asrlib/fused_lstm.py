@@ -7,8 +7,12 @@ module's :class:`PeepholeLSTMFunction` instead of a cell in a Python loop with a
   per step; on a CPU with oneDNN, with weights prepacked in oneDNN's blocked layout, as
   ``nn.LSTM`` itself runs (private operators, tried once and left for the plain product on any
   failure; ``ASRLIB_ONEDNN=0`` turns them off);
-* each step's elementwise work in one call of a compiled kernel (:mod:`asrlib.native`), or in a
-  few in-place PyTorch operations where there is none (GPU, float64, no C compiler);
+* on a CPU whose torch carries MKL (x86 builds), the whole forward sequence in one compiled call
+  (:func:`_prepare`): MKL's packed product adds each step's recurrent part into its gates, the
+  cells follow, no Python between steps; in inference a level's two directions run side by side,
+  a core each (:func:`peephole_inference`);
+* otherwise each step's elementwise work in one call of a compiled kernel (:mod:`asrlib.native`),
+  or in a few in-place PyTorch operations where there is none (GPU, float64, no C compiler);
 * a hand-written backward pass whose weight gradients are large matrix products after the loop.
 
 On a CPU a train step costs about what ``nn.LSTM``'s does (``tests/benchmarks/RESULTS.md``).
@@ -109,17 +113,9 @@ class PeepholeLSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias, w_ci, w_cf, w_co):
         ctx.set_materialize_grads(False)
-        T, B, I = x.shape
-        H = h0.shape[1]
-        # the input part of every frame's gates; the steps add the recurrent part and activate them
-        acts = _linear(weight_ih, T * B, bias)(x.reshape(T * B, I)).view(T, B, 4 * H)
-        hs = x.new_empty(T + 1, B, H)                # hs[0] = h0, hs[t + 1] = h_t
-        cs = x.new_empty(T + 1, B, H)
-        tanh_c = x.new_empty(T, B, H)
-        hs[0], cs[0] = h0, c0
         peepholes = [w.contiguous() for w in (w_ci, w_cf, w_co)]
-        steps = _native_forward if _native_ok(x) else _torch_forward
-        steps(acts, hs, cs, tanh_c, _linear(weight_hh, B), *peepholes)
+        acts, hs, cs, tanh_c, run = _prepare(x, h0, c0, weight_ih, weight_hh, bias, peepholes)
+        run()
         ctx.save_for_backward(x, weight_ih, weight_hh, *peepholes, acts, hs, cs, tanh_c)
         return hs[1:], cs[1:]
 
@@ -129,11 +125,14 @@ class PeepholeLSTMFunction(torch.autograd.Function):
         x, weight_ih, weight_hh, w_ci, w_cf, w_co, acts, hs, cs, tanh_c = ctx.saved_tensors
         T, B, I = x.shape
         H = hs.shape[-1]
-        back = _linear(weight_hh.t().contiguous(), B)                    # d -> d @ W_hh (+ add)
         grad_h = grad_h.contiguous() if grad_h is not None else hs.new_zeros(T, B, H)
-        steps = _native_backward if _native_ok(x) else _torch_backward
         dc = cs.new_empty(B, H).copy_(grad_c[T - 1]) if grad_c is not None else cs.new_zeros(B, H)
-        d_gates, grad_h0, grad_c0 = steps(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_co)
+        if _mkl_ok(x) and T * B:
+            d_gates, grad_h0, grad_c0 = _mkl_backward(acts, cs, tanh_c, grad_h, grad_c, dc, weight_hh, w_ci, w_cf, w_co)
+        else:
+            back = _linear(weight_hh.t().contiguous(), B)                # d -> d @ W_hh (+ add)
+            steps = _native_backward if _native_ok(x) else _torch_backward
+            d_gates, grad_h0, grad_c0 = steps(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_co)
 
         flat = d_gates.view(T * B, 4 * H)
         grad_x = _linear(weight_ih.t().contiguous(), T * B)(flat).view_as(x) if ctx.needs_input_grad[0] else None
@@ -147,6 +146,59 @@ class PeepholeLSTMFunction(torch.autograd.Function):
 
 def _native_ok(x: torch.Tensor) -> bool:
     return native.serves(x, (torch.float32,))
+
+
+def _mkl_ok(x: torch.Tensor) -> bool:
+    """Whether a whole forward sequence runs compiled: the kernels serve ``x`` and torch's MKL is found."""
+    return _native_ok(x) and native.mkl() is not None
+
+
+def _prepare(x, h0, c0, weight_ih, weight_hh, bias, peepholes, threads: int = 0):
+    """A forward sequence's buffers and the call that fills them: ``(acts, hs, cs, tanh_c, run)``.
+
+    The input part of every frame's gates is computed here, in one product; ``run()`` then takes
+    the steps, each adding the recurrent part and activating the gates: in one compiled call with
+    MKL's products where :func:`_mkl_ok` (``threads > 0``: MKL uses that many threads, for
+    directions run side by side), or step by step from Python (compiled steps between oneDNN's
+    products, or PyTorch operations)."""
+    T, B, I = x.shape
+    H = h0.shape[1]
+    acts = _linear(weight_ih, T * B, bias)(x.reshape(T * B, I)).view(T, B, 4 * H)
+    hs = x.new_empty(T + 1, B, H)                # hs[0] = h0, hs[t + 1] = h_t
+    cs = x.new_empty(T + 1, B, H)
+    tanh_c = x.new_empty(T, B, H)
+    hs[0], cs[0] = h0, c0
+    if _mkl_ok(x) and T * B:
+        found = native.mkl()
+        packed = native.pack_weight(found, weight_hh.detach().contiguous(), B)   # W_hh^T, for B rows
+        args = (T, B, H, *(t.data_ptr() for t in (acts, hs, cs, tanh_c, packed)), found.compute, found.set_threads,
+                threads, *(w.data_ptr() for w in peepholes))
+
+        def run(sequence=native.kernels().peephole_forward_sequence, packed=packed):  # keeps the packing alive
+            sequence(*args)
+    else:
+        steps = _native_forward if _native_ok(x) else _torch_forward
+        run = functools.partial(steps, acts, hs, cs, tanh_c, _linear(weight_hh, B), *peepholes)
+    return acts, hs, cs, tanh_c, run
+
+
+def peephole_inference(runs: list[tuple]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Several forward sequences without autograd, e.g. the two directions of a bidirectional layer:
+    ``runs`` holds :class:`PeepholeLSTMFunction`'s inputs per sequence, the result its ``(h, c)``.
+
+    Where every sequence runs compiled (:func:`_mkl_ok`) and torch has a thread per sequence, they
+    run side by side, each on its own share of the threads: a small product (16 x 250 by 250 x
+    1000) does not use two cores well, and two independent sequences do."""
+    together = len(runs) > 1 and torch.get_num_threads() >= len(runs) and all(_mkl_ok(r[0]) for r in runs)
+    threads = torch.get_num_threads() // len(runs) if together else 0
+    with torch.no_grad():
+        parts = [_prepare(*r[:6], [w.contiguous() for w in r[6:]], threads) for r in runs]
+        if together:
+            native.side_by_side([p[-1] for p in parts])
+        else:
+            for p in parts:
+                p[-1]()
+    return [(hs[1:], cs[1:]) for _, hs, cs, _, _ in parts]
 
 
 def _torch_forward(acts, hs, cs, tanh_c, recurrent, w_ci, w_cf, w_co):
@@ -236,6 +288,19 @@ def _native_backward(acts, cs, tanh_c, grad_h, grad_c, dc, back, w_ci, w_cf, w_c
         rec = back(d_t[t])
         if t and grad_c is not None:
             dc.add_(grad_c[t - 1])
+    return d_gates, rec, dc
+
+
+def _mkl_backward(acts, cs, tanh_c, grad_h, grad_c, dc, weight_hh, w_ci, w_cf, w_co):
+    """:func:`_native_backward` in one compiled call, with MKL's products (``peephole_backward_sequence``)."""
+    T, B, _ = acts.shape
+    found = native.mkl()
+    packed = native.pack_weight(found, weight_hh.detach().t().contiguous(), B)   # W_hh, for B rows
+    d_gates, rec = torch.empty_like(acts), cs.new_empty(B, cs.shape[-1])
+    grad_c = grad_c.contiguous() if grad_c is not None else None
+    native.kernels().peephole_backward_sequence(
+        T, B, cs.shape[-1], *(t.data_ptr() for t in (acts, d_gates, grad_h)), grad_c.data_ptr() if grad_c is not None else None,
+        *(t.data_ptr() for t in (rec, dc, cs, tanh_c, packed)), found.compute, *(w.data_ptr() for w in (w_ci, w_cf, w_co)))
     return d_gates, rec, dc
 
 

@@ -14,9 +14,8 @@ Three implementations compute the same thing:
     parameters are handed to ``torch.nn.RNN/GRU/LSTM`` (cuDNN on a GPU) through
     ``torch.func.functional_call``.
 ``"fused"``
-    the peephole LSTM, which torch does not have: :class:`asrlib.fused_lstm.PeepholeLSTMFunction`,
-    a whole sequence with a hand-written backward pass through time, about as fast as
-    ``nn.LSTM`` on a CPU.
+    the peephole LSTM, which torch does not have: :class:`asrlib.fused_lstm.PeepholeLSTMFunction`, a
+    whole sequence with a hand-written backward pass through time, about as fast as ``nn.LSTM`` on a CPU.
 
 ``impl="auto"`` picks ``"builtin"`` where it exists and ``"fused"`` for the peephole LSTM.
 
@@ -35,7 +34,7 @@ from torch import nn
 from torch.func import functional_call
 
 from asrlib.cells import GRUCell, LSTMCell, RNNCell, _Cell, make_cell
-from asrlib.fused_lstm import PeepholeLSTMFunction, Reorder
+from asrlib.fused_lstm import PeepholeLSTMFunction, Reorder, peephole_inference
 
 IMPLS = ("auto", "loop", "builtin", "fused")
 
@@ -131,10 +130,10 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor | None = None, state=None, return_final: bool = True):
         x_lens = check_batch(x, x_lens, self.cell.input_size)
-        B, T, _ = x.shape
-        state = self._check_state(state, B, x)
-        if self.impl == "fused":
-            y, final = self._fused(x, x_lens, state)
+        state = self._check_state(state, x.shape[0], x)
+        if self.impl == "fused":  # PeepholeLSTMFunction over the frames in this direction's order
+            frames, inputs = self._fused_inputs(x, x_lens, state)
+            y, final = self._fused_outputs(*PeepholeLSTMFunction.apply(*inputs), frames, x_lens)
             return y, final if return_final else None
         if self.reverse:
             x = reverse_padded(x, x_lens)
@@ -143,7 +142,7 @@ class Recurrent(nn.Module):
         else:
             y, final = self._loop(x, x_lens, state)
             final = final if return_final else None
-        y = y * time_mask(x_lens, T).unsqueeze(-1).to(y.dtype)
+        y = y * time_mask(x_lens, x.shape[1]).unsqueeze(-1).to(y.dtype)
         if self.reverse:
             y = reverse_padded(y, x_lens)
         return y, final
@@ -176,18 +175,17 @@ class Recurrent(nn.Module):
                 outputs.append(new)
         return torch.stack(outputs, 1), state
 
-    def _fused(self, x, x_lens, state):
-        """:class:`PeepholeLSTMFunction` over the frames in this direction's order."""
-        cell = self.cell
-        T, B = x.shape[1], x.shape[0]
-        frames = frame_order(x_lens, T, self.reverse)
+    def _fused_inputs(self, x, x_lens, state):
+        """The frame order of this direction, and :class:`PeepholeLSTMFunction`'s inputs."""
+        cell, frames = self.cell, frame_order(x_lens, x.shape[1], self.reverse)
         bias = cell.bias_ih + cell.bias_hh if cell.bias_ih is not None else x.new_zeros(4 * cell.hidden_size)
-        h, c = PeepholeLSTMFunction.apply(
-            Reorder.apply(x, frames, True), state[0], state[1], cell.weight_ih, cell.weight_hh, bias,
-            cell.weight_ci, cell.weight_cf, cell.weight_co,
-        )
-        y = Reorder.apply(h, frames, False) * time_mask(x_lens, T).unsqueeze(-1).to(h.dtype)
-        last, batch = x_lens - 1, torch.arange(B, device=x.device)   # the last step, in either direction
+        return frames, (Reorder.apply(x, frames, True), state[0], state[1], cell.weight_ih, cell.weight_hh, bias,
+                        cell.weight_ci, cell.weight_cf, cell.weight_co)
+
+    def _fused_outputs(self, h, c, frames, x_lens):
+        """``(y, final)`` from the time-major states ``h``, ``c`` in this direction's frame order."""
+        y = Reorder.apply(h, frames, False) * time_mask(x_lens, h.shape[0]).unsqueeze(-1).to(h.dtype)
+        last, batch = x_lens - 1, torch.arange(h.shape[1], device=h.device)   # the last step, either way
         return y, (h[last, batch], c[last, batch])
 
     def _builtin(self, x, x_lens, state, return_final=True):
@@ -230,6 +228,12 @@ class Bidirectional(nn.Module):
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor | None = None) -> torch.Tensor:
         x_lens = check_batch(x, x_lens, self.fwd.input_size)
+        if self.fwd.impl == self.bwd.impl == "fused" and not torch.is_grad_enabled():
+            # inference: the two directions' sequences side by side where they run compiled
+            inputs = [d._fused_inputs(x, x_lens, d.cell.init_state(x.shape[0], x)) for d in (self.fwd, self.bwd)]
+            states = peephole_inference([args for _, args in inputs])
+            return torch.cat([d._fused_outputs(*hc, frames, x_lens)[0]
+                              for d, (frames, _), hc in zip((self.fwd, self.bwd), inputs, states)], -1)
         return torch.cat([self.fwd(x, x_lens, return_final=False)[0], self.bwd(x, x_lens, return_final=False)[0]], -1)
 
 

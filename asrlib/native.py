@@ -50,6 +50,8 @@ _P, _I = ctypes.c_void_p, ctypes.c_int
 _SIGNATURES = {
     "peephole_forward_step": [_I, _I] + [_P] * 9,
     "peephole_backward_step": [_I, _I] + [_P] * 10,
+    "peephole_forward_sequence": [_I] * 3 + [_P] * 7 + [_I] + [_P] * 3,
+    "peephole_backward_sequence": [_I] * 3 + [_P] * 13,
     "ctc_trellis_f32": [_I] * 6 + [_P] * 8,
     "ctc_trellis_f64": [_I] * 6 + [_P] * 8,
     "ctc_beam_search": [_I] * 4 + [_P] * 4,
@@ -177,7 +179,71 @@ def use_ctc_kernel(x, compiled: bool | None) -> bool:
 def _pool(workers: int):
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(workers, thread_name_prefix="asrlib-ctc")
+    return ThreadPoolExecutor(workers, thread_name_prefix="asrlib-native")
+
+
+def side_by_side(jobs) -> list:
+    """Run the calls ``jobs`` (functions without arguments, each a ctypes call, which lets go of the
+    GIL) at the same time, one thread each: the results in order."""
+    if len(jobs) == 1:
+        return [jobs[0]()]
+    running = [_pool(len(jobs) - 1).submit(job) for job in jobs[1:]]
+    first = jobs[0]()
+    return [first, *(r.result() for r in running)]
+
+
+class Mkl(NamedTuple):
+    """MKL's packed single-precision product, from torch's CPU library (which links MKL in and
+    exports it): ``pack_size(identifier, m, n, k)``, ``pack(layout, identifier, trans, m, n, k,
+    alpha, src, ld, dest)``, and the addresses of ``cblas_sgemm_compute`` and
+    ``MKL_Set_Num_Threads_Local`` (the C one: ``mkl_set_num_threads_local`` there is
+    the Fortran one, which takes a pointer), which the compiled sequence calls."""
+
+    pack_size: object
+    pack: object
+    compute: int
+    set_threads: int
+
+
+ROW_MAJOR, NO_TRANS, TRANS, B_MATRIX = 101, 111, 112, 162  # MKL's CBLAS enumerations
+
+
+@functools.cache
+def mkl() -> Mkl | None:
+    """torch's MKL, checked once on a small product against torch's; None where the library has
+    no MKL (non-x86 builds), the kernels are not built, or the check fails."""
+    import numpy as np
+    import torch
+
+    if kernels() is None:
+        return None
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        size, pack = lib.cblas_sgemm_pack_get_size, lib.cblas_sgemm_pack
+        size.argtypes, size.restype = [_I] * 4, ctypes.c_size_t
+        pack.argtypes, pack.restype = [_I] * 6 + [ctypes.c_float, _P, _I, _P], None
+        found = Mkl(size, pack, *(ctypes.cast(getattr(lib, name), _P).value
+                                  for name in ("cblas_sgemm_compute", "MKL_Set_Num_Threads_Local")))
+        compute = ctypes.CFUNCTYPE(None, *[_I] * 6, _P, _I, _P, _I, ctypes.c_float, _P, _I)(found.compute)
+        gen = torch.Generator().manual_seed(0)
+        a, w, c = (torch.randn(*shape, generator=gen) for shape in ((3, 5), (8, 5), (3, 8)))
+        packed = pack_weight(found, w, 3)
+        out = c.clone()
+        compute(ROW_MAJOR, NO_TRANS, 151, 3, 8, 5, a.data_ptr(), 5, packed.data_ptr(), 8, 1.0, out.data_ptr(), 8)
+        return found if np.allclose(out.numpy(), (c + a @ w.t()).numpy(), atol=1e-5) else None
+    except (OSError, AttributeError):  # no such library or symbol
+        return None
+
+
+def pack_weight(found: Mkl, weight, rows: int):
+    """``weight.T`` (``weight : (N, K)`` float32, contiguous) packed by MKL as the right operand of
+    products with ``rows`` rows: a byte buffer, kept alive by the caller while it is used."""
+    import torch
+
+    N, K = weight.shape
+    packed = torch.empty(found.pack_size(B_MATRIX, rows, N, K), dtype=torch.uint8)
+    found.pack(ROW_MAJOR, B_MATRIX, TRANS, rows, N, K, 1.0, weight.data_ptr(), K, packed.data_ptr())
+    return packed
 
 
 def ctc_trellis(log_probs, states, input_lengths, target_lengths, with_gamma: bool):

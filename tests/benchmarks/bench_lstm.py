@@ -25,19 +25,23 @@ from common import provenance, sync
 
 
 @contextlib.contextmanager
-def pytorch_steps(on: bool):
-    """Run the peephole LSTM's steps in PyTorch operations even where the compiled kernels exist."""
-    saved = fused_lstm._native_ok
-    if on:
-        fused_lstm._native_ok = lambda x: False
+def peephole_path(path: str):
+    """Run the peephole LSTM on one path even where a faster one exists: ``"sequence"`` (as
+    chosen: the whole forward sequence compiled, with MKL's products), ``"steps"`` (compiled steps
+    between oneDNN's products, called from Python) or ``"torch"`` (PyTorch operations)."""
+    saved = fused_lstm._native_ok, fused_lstm._mkl_ok
+    if path == "steps":
+        fused_lstm._mkl_ok = lambda x: False
+    elif path == "torch":
+        fused_lstm._native_ok = fused_lstm._mkl_ok = lambda x: False
     try:
         yield
     finally:
-        fused_lstm._native_ok = saved
+        fused_lstm._native_ok, fused_lstm._mkl_ok = saved
 
 
 def time_once(model, x, device, train):
-    with pytorch_steps(getattr(model, "pytorch_steps", False)):
+    with peephole_path(getattr(model, "path", "sequence")):
         return _time_once(model, x, device, train)
 
 
@@ -78,9 +82,12 @@ def main():
         "asrlib LSTM, peepholes (fused)": DeepRecurrent("lstm", 123, args.hidden, args.levels, peephole=True),
     }
     if native.kernels() is not None and device.type == "cpu":
-        models["asrlib LSTM, peepholes (fused)"].pytorch_steps = False
+        if native.mkl() is not None:
+            models["asrlib LSTM, peepholes (compiled steps)"] = DeepRecurrent("lstm", 123, args.hidden, args.levels,
+                                                                             peephole=True)
+            models["asrlib LSTM, peepholes (compiled steps)"].path = "steps"
         models["asrlib LSTM, peepholes (PyTorch steps)"] = DeepRecurrent("lstm", 123, args.hidden, args.levels, peephole=True)
-        models["asrlib LSTM, peepholes (PyTorch steps)"].pytorch_steps = True
+        models["asrlib LSTM, peepholes (PyTorch steps)"].path = "torch"
     if args.with_loop:
         models["asrlib LSTM, peepholes (loop)"] = DeepRecurrent("lstm", 123, args.hidden, args.levels, impl="loop", peephole=True)
     models = {k: m.to(device) for k, m in models.items()}
@@ -99,6 +106,9 @@ def main():
           f"batch {args.batch}, {args.frames} frames")
     print(f"# {provenance(device)}, median of {args.repeats}")
     print(f"# peephole steps: {native.status() if device.type == 'cpu' else 'PyTorch operations'}")
+    if device.type == "cpu":
+        print(f"# peephole sequence: {'compiled, with MKL from torch' if native.mkl() else 'no MKL: compiled steps'}; "
+              "inference runs a level's two directions side by side")
     anchor = "torch.nn.LSTM (anchor)"
     print(f"{'variant':38s} {'train step':>12s} {'ratio':>7s} {'inference':>12s} {'ratio':>7s}")
     for k in models:
