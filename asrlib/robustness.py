@@ -156,6 +156,7 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
                       for r in real.rows],
             "provenance": {**provenance(next(model.parameters()).device, []), "command": command},
         }
+        record["rows"] = {n: record["rows"][n] for n in ROBUSTNESS if n in record["rows"]}  # the table's order
         save_json(path, record)
     return record
 
