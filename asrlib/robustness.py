@@ -66,6 +66,9 @@ ROBUSTNESS = {
     # and a pitch shift of ±3 semitones (the fixed one), which alone helped on the human clips
     "a neural voice, 3x the sentences, light augmentation, VTLP ±20%, pitch ±3 semitones": (
         "utterance", {**LIGHT_PIECES, "vtlp": 0.2, "pitch": 3.0}, "espeak+neural", 30),
+    # the VTLP ±20% row on 1.5 times its sentences: 45 per espeak speaker, 135 per neural one (3240)
+    "a neural voice, 4.5x the sentences, light augmentation, VTLP ±20%": ("utterance", {**LIGHT_PIECES, "vtlp": 0.2},
+                                                                          "espeak+neural", 45),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -76,7 +79,8 @@ ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one 
 KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a neural voice, light augmentation",
                 "720 espeak sentences, light augmentation", "a neural voice, 3x the sentences, light augmentation",
                 "a neural voice, 3x the sentences, light augmentation, VTLP ±20%",
-                "a neural voice, 3x the sentences, light augmentation, VTLP ±20%, pitch ±3 semitones")
+                "a neural voice, 3x the sentences, light augmentation, VTLP ±20%, pitch ±3 semitones",
+                "a neural voice, 4.5x the sentences, light augmentation, VTLP ±20%")
 
 
 def row_folder(name: str) -> str:
