@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from asrlib import native
-from asrlib.ctc import collapse
+from asrlib.ctc import collapse, ctc_loss
 
 NEG_INF = -math.inf
 # Beyond this many nats below a hypothesis, another path's probability cannot change its
@@ -74,7 +74,8 @@ def greedy(log_probs, blank: int = 0) -> list[tuple[tuple[int, ...], float]]:
     return [(tuple(collapse(path.tolist(), blank)), float(lp[np.arange(len(lp)), path].sum()))]
 
 
-def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = None) -> list[tuple[tuple[int, ...], float]]:
+def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = None,
+                rescore: bool = False) -> list[tuple[tuple[int, ...], float]]:
     """The paper's beam search for CTC: ``[(labels, score)]``, best first, where the score is
     ``ln`` of the summed probability of the labelling's alignments that stayed in the beam (at
     most ``ln Pr(labels|x)``, equal when none was pruned).
@@ -86,6 +87,10 @@ def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = 
     same sequence are summed. The W most probable sequences are kept, sorted by ``Pr(y)``
     without length normalisation; W = 100 in the paper.
 
+    ``rescore=True`` re-ranks the final W labellings by their exact ``ln Pr(labels|x)`` (CTC's
+    forward pass over all their alignments, :func:`rescored`), which become the scores: pruning
+    can leave a labelling's beam score below another's although its full probability is higher.
+
     Vectorised: the W x K extension scores of a frame are one numpy operation. A new sequence
     has a single parent, so only the W best extensions (and those that land on a sequence
     already in the beam) can survive the cut to W, and only they are built: the result is the
@@ -94,8 +99,25 @@ def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = 
     """
     lp, labels = _prepare(log_probs, blank, beam)
     if native.kernels() is not None:
-        return native.ctc_beam_search(lp, beam, blank)[: nbest or beam]
-    return _beam_search_numpy(lp, labels, beam, blank, nbest)
+        hyps = native.ctc_beam_search(lp, beam, blank)
+    else:
+        hyps = _beam_search_numpy(lp, labels, beam, blank, None)
+    return (rescored(lp, hyps, blank) if rescore else hyps)[: nbest or beam]
+
+
+def rescored(log_probs, hyps, blank: int = 0) -> list[tuple[tuple[int, ...], float]]:
+    """``hyps`` (labellings, with any scores) re-scored by their exact ``ln Pr(labels|x)`` under
+    ``log_probs (T, V)`` and sorted best first: one batched CTC forward pass (:func:`asrlib.ctc.ctc_loss`)."""
+    if not hyps:
+        return []
+    lp = torch.as_tensor(_as_numpy(log_probs))
+    lengths = [len(y) for y, _ in hyps]
+    targets = torch.zeros(len(hyps), max(max(lengths), 1), dtype=torch.long)
+    for i, (y, _) in enumerate(hyps):
+        targets[i, : len(y)] = torch.tensor(y, dtype=torch.long)
+    log_p = -ctc_loss(lp.unsqueeze(1).expand(-1, len(hyps), -1), targets, [len(lp)] * len(hyps), lengths, blank=blank,
+                      reduction="none")
+    return sorted(((y, float(v)) for (y, _), v in zip(hyps, log_p.tolist())), key=lambda h: -h[1])
 
 
 def _beam_search_numpy(lp: np.ndarray, labels: np.ndarray, beam: int, blank: int, nbest: int | None):

@@ -4,7 +4,8 @@
    paper's TIMIT scale: batch 16, 300 frames, 62 outputs, 36 phones per utterance; with the
    compiled kernel (``asrlib/ctc.c``) and with the tensor loop that CUDA runs.
 2. ``asrlib.ctc_decode.beam_search`` against the decoders a user would pick, at widths 10 and
-   100 (compiled, ``asrlib/ctc_beam.c``, and its numpy loop): pyctcdecode with its default
+   100 (compiled, ``asrlib/ctc_beam.c``; with its final beam re-ranked by exact probability,
+   ``rescore=True``; and its numpy loop): pyctcdecode with its default
    pruning, and flashlight-text's C++ ``LexiconFreeDecoder`` (no language model, every token at
    every frame, no threshold, log-add merging), both installed for the benchmark only
    (``make bench``). On a trained network's test outputs and on
@@ -141,6 +142,7 @@ def tensor_loop_loss(*args):
 def peers(V: int, width: int):
     """The decoders a user would pick, at their defaults but for the width: name -> decode(lp) -> labels."""
     decoders = {"asrlib beam_search": lambda lp: beam_search(lp, beam=width)[0][0],
+                "asrlib beam_search, rescored": lambda lp: beam_search(lp, beam=width, rescore=True)[0][0],
                 "asrlib beam_search, numpy loop": lambda lp: numpy_search(lp, width)}
     try:
         from pyctcdecode import build_ctcdecoder
