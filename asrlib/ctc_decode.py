@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from asrlib import native
-from asrlib.ctc import collapse, ctc_loss
+from asrlib.ctc import collapse
 
 NEG_INF = -math.inf
 # Beyond this many nats below a hypothesis, another path's probability cannot change its
@@ -107,7 +107,9 @@ def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = 
 
 def rescored(log_probs, hyps, blank: int = 0) -> list[tuple[tuple[int, ...], float]]:
     """``hyps`` (labellings, with any scores) re-scored by their exact ``ln Pr(labels|x)`` under
-    ``log_probs (T, V)`` and sorted best first: one batched CTC forward pass (:func:`asrlib.ctc.ctc_loss`)."""
+    ``log_probs (T, V)`` and sorted best first: one batched CTC forward pass in float64 (torch's
+    ``F.ctc_loss``, whose forward computes the alpha recursion alone: twice as fast here as
+    :func:`asrlib.ctc.ctc_loss`, which computes beta and the gradient with it)."""
     if not hyps:
         return []
     lp = torch.as_tensor(_as_numpy(log_probs))
@@ -115,8 +117,8 @@ def rescored(log_probs, hyps, blank: int = 0) -> list[tuple[tuple[int, ...], flo
     targets = torch.zeros(len(hyps), max(max(lengths), 1), dtype=torch.long)
     for i, (y, _) in enumerate(hyps):
         targets[i, : len(y)] = torch.tensor(y, dtype=torch.long)
-    log_p = -ctc_loss(lp.unsqueeze(1).expand(-1, len(hyps), -1), targets, [len(lp)] * len(hyps), lengths, blank=blank,
-                      reduction="none")
+    log_p = -torch.nn.functional.ctc_loss(lp.unsqueeze(1).expand(-1, len(hyps), -1), targets, [len(lp)] * len(hyps),
+                                          lengths, blank=blank, reduction="none")
     return sorted(((y, float(v)) for (y, _), v in zip(hyps, log_p.tolist())), key=lambda h: -h[1])
 
 
