@@ -127,7 +127,7 @@ class PeepholeLSTMFunction(torch.autograd.Function):
         H = hs.shape[-1]
         grad_h = grad_h.contiguous() if grad_h is not None else hs.new_zeros(T, B, H)
         dc = cs.new_empty(B, H).copy_(grad_c[T - 1]) if grad_c is not None else cs.new_zeros(B, H)
-        if _mkl_ok(x) and T * B:
+        if _mkl_ok(x):
             d_gates, grad_h0, grad_c0 = _mkl_backward(acts, cs, tanh_c, grad_h, grad_c, dc, weight_hh, w_ci, w_cf, w_co)
         else:
             back = _linear(weight_hh.t().contiguous(), B)                # d -> d @ W_hh (+ add)
@@ -149,8 +149,9 @@ def _native_ok(x: torch.Tensor) -> bool:
 
 
 def _mkl_ok(x: torch.Tensor) -> bool:
-    """Whether a whole forward sequence runs compiled: the kernels serve ``x`` and torch's MKL is found."""
-    return _native_ok(x) and native.mkl() is not None
+    """Whether a whole sequence ``x : (T, B, I)`` runs compiled: the kernels serve it, it has at least
+    one step and one row (MKL takes no empty product), and torch's MKL is found."""
+    return _native_ok(x) and x.shape[0] * x.shape[1] > 0 and native.mkl() is not None
 
 
 def _prepare(x, h0, c0, weight_ih, weight_hh, bias, peepholes, threads: int = 0):
@@ -168,7 +169,7 @@ def _prepare(x, h0, c0, weight_ih, weight_hh, bias, peepholes, threads: int = 0)
     cs = x.new_empty(T + 1, B, H)
     tanh_c = x.new_empty(T, B, H)
     hs[0], cs[0] = h0, c0
-    if _mkl_ok(x) and T * B:
+    if _mkl_ok(x):
         found = native.mkl()
         packed = native.pack_weight(found, weight_hh.detach().contiguous(), B)   # W_hh^T, for B rows
         args = (T, B, H, *(t.data_ptr() for t in (acts, hs, cs, tanh_c, packed)), found.compute, found.set_threads,

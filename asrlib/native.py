@@ -205,7 +205,7 @@ class Mkl(NamedTuple):
     set_threads: int
 
 
-ROW_MAJOR, NO_TRANS, TRANS, B_MATRIX = 101, 111, 112, 162  # MKL's CBLAS enumerations
+ROW_MAJOR, NO_TRANS, TRANS, PACKED, B_MATRIX = 101, 111, 112, 151, 162  # MKL's CBLAS enumerations
 
 
 @functools.cache
@@ -229,7 +229,7 @@ def mkl() -> Mkl | None:
         a, w, c = (torch.randn(*shape, generator=gen) for shape in ((3, 5), (8, 5), (3, 8)))
         packed = pack_weight(found, w, 3)
         out = c.clone()
-        compute(ROW_MAJOR, NO_TRANS, 151, 3, 8, 5, a.data_ptr(), 5, packed.data_ptr(), 8, 1.0, out.data_ptr(), 8)
+        compute(ROW_MAJOR, NO_TRANS, PACKED, 3, 8, 5, a.data_ptr(), 5, packed.data_ptr(), 8, 1.0, out.data_ptr(), 8)
         return found if np.allclose(out.numpy(), (c + a @ w.t()).numpy(), atol=1e-5) else None
     except (OSError, AttributeError):  # no such library or symbol
         return None

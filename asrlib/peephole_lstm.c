@@ -3,9 +3,10 @@
  * asrlib.native compiles this file at first use. asrlib.fused_lstm.PeepholeLSTMFunction runs a
  * whole sequence here where MKL is at hand (peephole_forward_sequence, peephole_backward_sequence:
  * MKL's packed product and the cells, step after step, no Python in the loop), and otherwise
- * calls the step functions once per step between torch's matrix products (oneDNN). The cells do exactly what the PyTorch
- * path of that function does with about ten tensor operations a step, in one pass over the
- * step's numbers; tests/test_native.py checks the paths against each other.
+ * calls the step functions once per step between torch's matrix products (oneDNN). The cells
+ * do exactly what the PyTorch path of that function does with about ten tensor operations a
+ * step, in one pass over the step's numbers; tests/test_native.py checks the paths against
+ * each other.
  *
  * Layout (float32, contiguous, every pointer at step t):
  *   gates  (B, 4H)  [i f g o]: the input part of the pre-activations in, the activations out
@@ -78,14 +79,15 @@ static void forward_rows(
 {
     for (long b = 0; b < B; b++) {
         float *a = gates + b * 4 * H;
-        const float *r = with_rec ? rec + b * 4 * H : a;
         long s = b * H;
-        if (with_rec)
+        if (with_rec) {
+            const float *r = rec + b * 4 * H;
             forward_cells(H, 1, a, a + H, a + 2 * H, a + 3 * H, r, r + H, r + 2 * H, r + 3 * H,
                           c_prev + s, c + s, h + s, tanh_c + s, w_ci, w_cf, w_co);
-        else
-            forward_cells(H, 0, a, a + H, a + 2 * H, a + 3 * H, r, r, r, r,
+        } else {  /* the gates hold the recurrent part already; forward_cells reads no rec */
+            forward_cells(H, 0, a, a + H, a + 2 * H, a + 3 * H, NULL, NULL, NULL, NULL,
                           c_prev + s, c + s, h + s, tanh_c + s, w_ci, w_cf, w_co);
+        }
     }
 }
 
