@@ -7,13 +7,14 @@
 :mod:`~.synth`            espeak-ng driven for audio with the exact time of every phone
 :mod:`~.neural`,          the optional second voice family: a neural voice trained on a person,
 :mod:`~.neural_phonemes`  with the exact time of every phone (``pip install asrlib[neural]``)
+:mod:`~.kokoro`           the optional third: Kokoro-82M's five voices, four of them women's
 :mod:`~.sentences`        the seeded sentence generator
 :mod:`~.timit`            TIMIT, for readers who hold it
 ========================  ====================================================================
 
 Each of the others imports :mod:`~.store`, never one another (``synthetic`` uses ``synth``,
-``sentences`` and ``neural``, its own parts; ``neural`` uses ``neural_phonemes``, and espeak-ng
-through ``synth``).
+``sentences``, ``neural`` and ``kokoro``, its own parts; ``neural`` and ``kokoro`` use
+``neural_phonemes``, and espeak-ng through ``synth``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 from asrlib.corpus.neural_phonemes import (  # noqa: F401 (the text side, re-exported)
-    ESPEAK_VOICE, SILENCE, Piece, group_durations, phonemise, piece_ids, piper_ipa,
+    ESPEAK_VOICE, SILENCE, Piece, group_durations, join_sentences, phonemise, piece_ids, piper_ipa,
 )
 
 PIPER_SAMPLE_RATE = 22_050
@@ -207,27 +207,14 @@ def synthesise(
     sentences = phonemise(text)      # before the session exists: the first fork has no ORT in it
     if not sentences:
         raise ValueError(f"no phonemes in {text!r}")
-    audio_parts, segs, offset, per = [], [], 0, []
+    parts, per = [], []
     for k, sent in enumerate(sentences):
         ids, owner = piece_ids(sent, id_map)
         audio, dur = _run_sentence(ids, length_scale, noise_scale, noise_w, np.random.SeedSequence([seed, k]))
-        for s, e, lab in group_durations(sent, owner, dur, min_pause):
-            segs.append((offset + s * HOP_LENGTH, offset + e * HOP_LENGTH, lab))
-        audio_parts.append(audio)
-        offset += len(audio)
+        parts.append((audio, [(s * HOP_LENGTH, e * HOP_LENGTH, lab) for s, e, lab in group_durations(sent, owner, dur, min_pause)]))
         per.append({"pieces": sent, "ids": ids, "durations": dur})
-    # sentence joins: '$' of one and '^' of the next are silences side by side -> one pau
-    merged: list[list] = []
-    for s, e, lab in segs:
-        if merged and lab in SILENCE and merged[-1][2] in SILENCE:
-            merged[-1][1] = e
-        else:
-            merged.append([s, e, lab])
-    for i, m in enumerate(merged):
-        if m[2] in SILENCE:
-            m[2] = "h#" if i in (0, len(merged) - 1) else "pau"
-    return {"audio": np.concatenate(audio_parts), "segments": [tuple(m) for m in merged], "sentences": per,
-            "text": text}
+    audio, segments = join_sentences(parts)   # where two sentences meet, one pau
+    return {"audio": audio, "segments": segments, "sentences": per, "text": text}
 
 
 # ---------------------------------------------------------------------------------------------

