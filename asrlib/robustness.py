@@ -69,6 +69,12 @@ ROBUSTNESS = {
     # the VTLP ±20% row on 1.5 times its sentences: 45 per espeak speaker, 135 per neural one (3240)
     "a neural voice, 4.5x the sentences, light augmentation, VTLP ±20%": ("utterance", {**LIGHT_PIECES, "vtlp": 0.2},
                                                                           "espeak+neural", 45),
+    # the 3x VTLP ±20% row plus the ten speakers of Kokoro's voices (four women, a man, five mixtures), 90 each
+    "a neural voice and Kokoro's, 3x the sentences, light augmentation, VTLP ±20%": (
+        "utterance", {**LIGHT_PIECES, "vtlp": 0.2}, "espeak+neural+kokoro", 30),
+    # and the 4.5x row with them (135 sentences per Kokoro speaker, 4590 in all)
+    "a neural voice and Kokoro's, 4.5x the sentences, light augmentation, VTLP ±20%": (
+        "utterance", {**LIGHT_PIECES, "vtlp": 0.2}, "espeak+neural+kokoro", 45),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -80,7 +86,9 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 "720 espeak sentences, light augmentation", "a neural voice, 3x the sentences, light augmentation",
                 "a neural voice, 3x the sentences, light augmentation, VTLP ±20%",
                 "a neural voice, 3x the sentences, light augmentation, VTLP ±20%, pitch ±3 semitones",
-                "a neural voice, 4.5x the sentences, light augmentation, VTLP ±20%")
+                "a neural voice, 4.5x the sentences, light augmentation, VTLP ±20%",
+                "a neural voice and Kokoro's, 3x the sentences, light augmentation, VTLP ±20%",
+                "a neural voice and Kokoro's, 4.5x the sentences, light augmentation, VTLP ±20%")
 
 
 def row_folder(name: str) -> str:
