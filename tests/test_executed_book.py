@@ -49,7 +49,9 @@ def test_recorded_notebook_equals_nbclients_execution(tmp_path):
     assert "time per notebook" in run.stdout and "demo.ipynb" in run.stdout
     recorded = nbformat.read(tmp_path / "_build" / "executed" / "book" / "demo.ipynb", as_version=4)
     reference = nbformat.read(path, as_version=4)
-    NotebookClient(reference, resources={"metadata": {"path": str(path.parent)}}).execute()
+    # a timeout: a kernel whose reply never comes (seen once, 2026-12-02: the kernel idle, pytest waiting
+    # for 12 minutes) fails this test instead of stalling the whole run
+    NotebookClient(reference, timeout=120, startup_timeout=120, resources={"metadata": {"path": str(path.parent)}}).execute()
     assert _outputs(recorded) == _outputs(reference)
     assert _widget_models(recorded) == _widget_models(reference) and _widget_models(recorded)
     assert json.loads((tmp_path / "_build" / "executed" / "timings.json").read_text())["book/demo.ipynb"] >= 0
