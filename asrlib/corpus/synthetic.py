@@ -126,8 +126,11 @@ def kokoro_speakers() -> list[Speaker]:
     speaker with the man's voice in its mixture counts as male."""
     from asrlib.corpus.kokoro import KokoroVoice
 
-    return [Speaker(f"kk-{'m' if 'jm_kumo' in mix else 'f'}{k + 1}", 0, "m" if "jm_kumo" in mix else "f", "train",
-                    KokoroVoice(mix, speed)) for k, (mix, speed) in enumerate(zip(KOKORO_SPEAKERS, KOKORO_SPEEDS))]
+    out = []
+    for k, (mix, speed) in enumerate(zip(KOKORO_SPEAKERS, KOKORO_SPEEDS)):
+        sex = "m" if "jm_kumo" in mix else "f"
+        out.append(Speaker(f"kk-{sex}{k + 1}", 0, sex, "train", KokoroVoice(mix, speed)))
+    return out
 
 
 def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[UtteranceSpec]:
