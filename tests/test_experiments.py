@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from asrlib import experiments, robustness
 from asrlib.experiments import SCALES, by_network, scaled_name
@@ -84,3 +85,35 @@ def test_the_robustness_ablation_records_both_scores_keeps_weights_and_resumes(t
     assert again["rows"] == record["rows"]  # a finished row is not run again
     with pytest.raises(ValueError, match="unknown rows"):
         robustness.robustness("smoke", out=tmp_path, only=["louder"])
+
+
+def test_a_second_stage_row_starts_from_its_first_stages_weights(tmp_path, ci_corpus, monkeypatch):
+    monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))
+    # a second stage of "none": one epoch under weight noise at a learning rate too small to move the weights
+    rows = {"none": robustness.Row("train"),
+            "then noise": robustness.Row("train", start="none", changes={"lr": 1e-12, "weight_noise": 0.075,
+                                                                          "noise_per": "batch"})}
+    monkeypatch.setattr(robustness, "ROBUSTNESS", rows)
+    monkeypatch.setattr(robustness, "KEEP_WEIGHTS", tuple(rows))
+    with pytest.raises(ValueError, match="train it first"):
+        robustness.robustness("smoke", out=tmp_path, only=["then noise"])
+    record = robustness.robustness("smoke", out=tmp_path)
+    row, first = record["rows"]["then noise"], record["rows"]["none"]
+    assert row["start"] == "none" and row["second_stage"]["weight_noise"] == 0.075
+    assert row["seconds"] > first["seconds"]  # the first stage's time is included
+    path = tmp_path / "robustness-smoke.json"
+    before, after = (robustness.load_robust_model(path, record, n, ci_corpus.phones.num_classes).state_dict()
+                     for n in rows)
+    fresh = build_model("CTC-1l-8h-nopeep", num_classes=ci_corpus.phones.num_classes, init="torch").state_dict()
+    for key in before:
+        assert torch.allclose(after[key], before[key], atol=1e-6) and not torch.allclose(after[key], fresh[key])
+
+
+def test_a_row_can_name_its_own_network(tmp_path, ci_corpus, monkeypatch):
+    monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))
+    monkeypatch.setattr(robustness, "ROBUSTNESS", {"deeper": robustness.Row("train", model="CTC-2l-8h-nopeep")})
+    monkeypatch.setattr(robustness, "KEEP_WEIGHTS", ("deeper",))
+    record = robustness.robustness("smoke", out=tmp_path)
+    assert record["rows"]["deeper"]["model"] == "CTC-2l-8h-nopeep"
+    model = robustness.load_robust_model(tmp_path / "robustness-smoke.json", record, "deeper", ci_corpus.phones.num_classes)
+    assert count_parameters(model) == count_parameters(build_model("CTC-2l-8h-nopeep", num_classes=ci_corpus.phones.num_classes))
