@@ -62,6 +62,8 @@ ALL_PIECES = {"speed": 0.1, "vtlp": 0.1, "noise_snr": (5.0, 30.0), "noise_prob":
 # helped on the human clips (speed, band limit and EQ); chapter 11 says that this looked at the test clips
 LIGHT_PIECES = {"speed": 0.1, "vtlp": 0.1, "band_prob": 0.3, "eq_db": 6.0}
 WIDE_VTLP = {**LIGHT_PIECES, "vtlp": 0.2}
+# the paper's second training stage (section 3.4), for a row that starts from another's weights
+WEIGHT_NOISE_STAGE = {"epochs": 10, "lr": 1e-3, "weight_noise": 0.075, "noise_per": "batch"}
 KOKORO_45 = "a neural voice and Kokoro's, 4.5x the sentences, light augmentation, VTLP ±20%"
 ROBUSTNESS = {
     "none": Row("train"),
@@ -98,7 +100,17 @@ ROBUSTNESS = {
     # stage: Gaussian weight noise, sigma 0.075. One draw per batch, not per sequence as in the paper: per
     # sequence runs every utterance alone, several times slower on a CPU (asrlib.train's docstring)
     KOKORO_45 + ", then weight noise": Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, start=KOKORO_45,
-                                           changes={"epochs": 10, "lr": 1e-3, "weight_noise": 0.075, "noise_per": "batch"}),
+                                           changes=WEIGHT_NOISE_STAGE),
+    # the 4.5x Kokoro row with a third bidirectional layer (0.30 million weights, within the book scale's Table 1
+    # range of 0.05 to 0.42 million): the paper's finding is that depth matters more than width
+    KOKORO_45 + ", three layers": Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, model="CTC-3l-64h-nopeep"),
+    # and its second stage under weight noise, as for the two-layer network
+    KOKORO_45 + ", three layers, then weight noise": Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45,
+                                                         start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
+    # the dev PER was still falling after those 10 epochs: 10 more under the same noise (a restarted schedule)
+    KOKORO_45 + ", three layers, then 20 epochs of weight noise": Row(
+        "utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, start=KOKORO_45 + ", three layers, then weight noise",
+        changes=WEIGHT_NOISE_STAGE),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -112,12 +124,22 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 "a neural voice, 3x the sentences, light augmentation, VTLP ±20%, pitch ±3 semitones",
                 "a neural voice, 4.5x the sentences, light augmentation, VTLP ±20%",
                 "a neural voice and Kokoro's, 3x the sentences, light augmentation, VTLP ±20%",
-                KOKORO_45, KOKORO_45 + ", then weight noise")
+                KOKORO_45, KOKORO_45 + ", then weight noise", KOKORO_45 + ", three layers",
+                KOKORO_45 + ", three layers, then weight noise", KOKORO_45 + ", three layers, then 20 epochs of weight noise")
 
 
 def row_folder(name: str) -> str:
     """The folder of a robustness row: ``"speed ±10%"`` -> ``"speed-10"``."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def network_of(record: dict, name: str) -> str:
+    """The network of row ``name`` of a results record: its own, its first stage's (a second stage
+    keeps the network it starts from), or the recipe's."""
+    row = record["rows"][name]
+    if row.get("model"):
+        return row["model"]
+    return network_of(record, row["start"]) if row.get("start") else record["recipe"]["model"]
 
 
 def load_robust_model(path: Path, record: dict, name: str, num_classes: int):
@@ -128,10 +150,7 @@ def load_robust_model(path: Path, record: dict, name: str, num_classes: int):
     weights = path.parent / f"robustness-{record['scale']}" / row_folder(name) / "model.pt"
     if not weights.is_file():
         raise FileNotFoundError(f"no kept weights for row {name!r} ({weights}); only {KEEP_WEIGHTS} are kept")
-    network = record["rows"][name].get("model", record["recipe"]["model"])  # a row's own, or the recipe's
-    if record["rows"][name].get("start"):  # a second stage keeps its first stage's network
-        network = record["rows"][record["rows"][name]["start"]].get("model", network)
-    model = build_model(network, num_classes=num_classes, init="torch")
+    model = build_model(network_of(record, name), num_classes=num_classes, init="torch")
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval()
 

@@ -90,9 +90,10 @@ def test_the_robustness_ablation_records_both_scores_keeps_weights_and_resumes(t
 def test_a_second_stage_row_starts_from_its_first_stages_weights(tmp_path, ci_corpus, monkeypatch):
     monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))
     # a second stage of "none": one epoch under weight noise at a learning rate too small to move the weights
-    rows = {"none": robustness.Row("train"),
-            "then noise": robustness.Row("train", start="none", changes={"lr": 1e-12, "weight_noise": 0.075,
-                                                                          "noise_per": "batch"})}
+    still = {"lr": 1e-12, "weight_noise": 0.075, "noise_per": "batch"}
+    rows = {"none": robustness.Row("train", model="CTC-2l-8h-nopeep"),
+            "then noise": robustness.Row("train", start="none", changes=still),
+            "then more noise": robustness.Row("train", start="then noise", changes=still)}
     monkeypatch.setattr(robustness, "ROBUSTNESS", rows)
     monkeypatch.setattr(robustness, "KEEP_WEIGHTS", tuple(rows))
     with pytest.raises(ValueError, match="train it first"):
@@ -102,11 +103,12 @@ def test_a_second_stage_row_starts_from_its_first_stages_weights(tmp_path, ci_co
     assert row["start"] == "none" and row["second_stage"]["weight_noise"] == 0.075
     assert row["seconds"] > first["seconds"]  # the first stage's time is included
     path = tmp_path / "robustness-smoke.json"
-    before, after = (robustness.load_robust_model(path, record, n, ci_corpus.phones.num_classes).state_dict()
-                     for n in rows)
-    fresh = build_model("CTC-1l-8h-nopeep", num_classes=ci_corpus.phones.num_classes, init="torch").state_dict()
+    before, after, third = (robustness.load_robust_model(path, record, n, ci_corpus.phones.num_classes).state_dict()
+                            for n in rows)  # every stage keeps the first stage's network
+    fresh = build_model("CTC-2l-8h-nopeep", num_classes=ci_corpus.phones.num_classes, init="torch").state_dict()
     for key in before:
         assert torch.allclose(after[key], before[key], atol=1e-6) and not torch.allclose(after[key], fresh[key])
+        assert torch.allclose(third[key], before[key], atol=1e-6)
 
 
 def test_a_row_can_name_its_own_network(tmp_path, ci_corpus, monkeypatch):
