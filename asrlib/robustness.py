@@ -6,8 +6,9 @@
     python -m asrlib.experiments robustness --scale book --only "speed ±10%"
 
 :func:`robustness` trains chapter 6's network and recipe once per row of :data:`ROBUSTNESS` (no
-robustness, each piece of :mod:`asrlib.augment` alone, combinations, and the speakers of the
-neural voice of :mod:`asrlib.corpus.neural`), scores each on the synthetic test split and on the
+robustness, each piece of :mod:`asrlib.augment` alone, combinations, the speakers of the voice
+families of :mod:`asrlib.corpus.neural` and :mod:`asrlib.corpus.kokoro`, a deeper network, and
+weight noise), scores each on the synthetic test split and on the
 human recordings of :mod:`asrlib.realspeech`, and writes ``results/robustness-<scale>.json``:
 per row the settings, the dev, synthetic test and human phone error rates, each clip's
 hypothesis, the training time and the provenance. The file is rewritten atomically after every
@@ -111,6 +112,14 @@ ROBUSTNESS = {
     KOKORO_45 + ", three layers, then 20 epochs of weight noise": Row(
         "utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, start=KOKORO_45 + ", three layers, then weight noise",
         changes=WEIGHT_NOISE_STAGE),
+    # the three-layer second stage with stronger weight noise, and with additive noise at mild SNRs (the robust
+    # network lost 27 points on the human clips with pink noise at 10 dB: chapter 11's exercise 3)
+    KOKORO_45 + ", three layers, then weight noise σ 0.1": Row(
+        "utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, start=KOKORO_45 + ", three layers",
+        changes={**WEIGHT_NOISE_STAGE, "weight_noise": 0.1}),
+    KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise": Row(
+        "utterance", {**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5}, "espeak+neural+kokoro", 45,
+        start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -125,7 +134,9 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 "a neural voice, 4.5x the sentences, light augmentation, VTLP ±20%",
                 "a neural voice and Kokoro's, 3x the sentences, light augmentation, VTLP ±20%",
                 KOKORO_45, KOKORO_45 + ", then weight noise", KOKORO_45 + ", three layers",
-                KOKORO_45 + ", three layers, then weight noise", KOKORO_45 + ", three layers, then 20 epochs of weight noise")
+                KOKORO_45 + ", three layers, then weight noise", KOKORO_45 + ", three layers, then 20 epochs of weight noise",
+                KOKORO_45 + ", three layers, then weight noise σ 0.1",
+                KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise")
 
 
 def row_folder(name: str) -> str:
