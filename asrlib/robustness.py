@@ -66,6 +66,7 @@ WIDE_VTLP = {**LIGHT_PIECES, "vtlp": 0.2}
 # the paper's second training stage (section 3.4), for a row that starts from another's weights
 WEIGHT_NOISE_STAGE = {"epochs": 10, "lr": 1e-3, "weight_noise": 0.075, "noise_per": "batch"}
 KOKORO_45 = "a neural voice and Kokoro's, 4.5x the sentences, light augmentation, VTLP ±20%"
+KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
 ROBUSTNESS = {
     "none": Row("train"),
     "per-utterance normalisation": Row("utterance"),
@@ -96,29 +97,26 @@ ROBUSTNESS = {
     "a neural voice and Kokoro's, 3x the sentences, light augmentation, VTLP ±20%": Row(
         "utterance", WIDE_VTLP, "espeak+neural+kokoro", 30),
     # and the 4.5x row with them (135 sentences per Kokoro speaker, 4590 in all)
-    KOKORO_45: Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45),
+    KOKORO_45: KOKORO_ROW,
     # that row trained on for 10 more epochs under the paper's regulariser (section 3.4), as the paper's second
     # stage: Gaussian weight noise, sigma 0.075. One draw per batch, not per sequence as in the paper: per
     # sequence runs every utterance alone, several times slower on a CPU (asrlib.train's docstring)
-    KOKORO_45 + ", then weight noise": Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, start=KOKORO_45,
-                                           changes=WEIGHT_NOISE_STAGE),
+    KOKORO_45 + ", then weight noise": dataclasses.replace(KOKORO_ROW, start=KOKORO_45, changes=WEIGHT_NOISE_STAGE),
     # the 4.5x Kokoro row with a third bidirectional layer (0.30 million weights, within the book scale's Table 1
     # range of 0.05 to 0.42 million): the paper's finding is that depth matters more than width
-    KOKORO_45 + ", three layers": Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, model="CTC-3l-64h-nopeep"),
+    KOKORO_45 + ", three layers": dataclasses.replace(KOKORO_ROW, model="CTC-3l-64h-nopeep"),
     # and its second stage under weight noise, as for the two-layer network
-    KOKORO_45 + ", three layers, then weight noise": Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45,
-                                                         start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
+    KOKORO_45 + ", three layers, then weight noise": dataclasses.replace(
+        KOKORO_ROW, start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
     # the dev PER was still falling after those 10 epochs: 10 more under the same noise (a restarted schedule)
-    KOKORO_45 + ", three layers, then 20 epochs of weight noise": Row(
-        "utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, start=KOKORO_45 + ", three layers, then weight noise",
-        changes=WEIGHT_NOISE_STAGE),
+    KOKORO_45 + ", three layers, then 20 epochs of weight noise": dataclasses.replace(
+        KOKORO_ROW, start=KOKORO_45 + ", three layers, then weight noise", changes=WEIGHT_NOISE_STAGE),
     # the three-layer second stage with stronger weight noise, and with additive noise at mild SNRs (the robust
     # network lost 27 points on the human clips with pink noise at 10 dB: chapter 11's exercise 3)
-    KOKORO_45 + ", three layers, then weight noise σ 0.1": Row(
-        "utterance", WIDE_VTLP, "espeak+neural+kokoro", 45, start=KOKORO_45 + ", three layers",
-        changes={**WEIGHT_NOISE_STAGE, "weight_noise": 0.1}),
-    KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise": Row(
-        "utterance", {**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5}, "espeak+neural+kokoro", 45,
+    KOKORO_45 + ", three layers, then weight noise σ 0.1": dataclasses.replace(
+        KOKORO_ROW, start=KOKORO_45 + ", three layers", changes={**WEIGHT_NOISE_STAGE, "weight_noise": 0.1}),
+    KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise": dataclasses.replace(
+        KOKORO_ROW, augment={**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5},
         start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
