@@ -119,3 +119,27 @@ def test_a_row_can_name_its_own_network(tmp_path, ci_corpus, monkeypatch):
     assert record["rows"]["deeper"]["model"] == "CTC-2l-8h-nopeep"
     model = robustness.load_robust_model(tmp_path / "robustness-smoke.json", record, "deeper", ci_corpus.phones.num_classes)
     assert count_parameters(model) == count_parameters(build_model("CTC-2l-8h-nopeep", num_classes=ci_corpus.phones.num_classes))
+
+
+def test_a_pretrained_transducer_row_starts_from_its_ctc_row_and_a_phone_lm(tmp_path, ci_corpus, monkeypatch):
+    monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))
+    still = {"lr": 1e-12, "weight_noise": 0.075, "noise_per": "batch"}  # the stage cannot move the weights
+    rows = {"none": robustness.Row("train", model="CTC-2l-8h-nopeep"),
+            "transducer": robustness.Row("train", model="PreTrans-2l-8h-nopeep", start="none", changes=still),
+            "fresh transducer": robustness.Row("train", model="PreTrans-2l-8h-nopeep")}
+    monkeypatch.setattr(robustness, "ROBUSTNESS", rows)
+    monkeypatch.setattr(robustness, "KEEP_WEIGHTS", tuple(rows))
+    with pytest.raises(ValueError, match="give it a start"):
+        robustness.robustness("smoke", out=tmp_path, only=["fresh transducer"])
+    record = robustness.robustness("smoke", out=tmp_path, only=["none", "transducer"])
+    row = record["rows"]["transducer"]
+    assert row["model"] == "PreTrans-2l-8h-nopeep" and row["lm_dev_perplexity"] > 1
+    assert 0 <= row["synthetic_test_per"] and 0 <= row["real_per"] and len(row["clips"]) >= 15
+    path = tmp_path / "robustness-smoke.json"
+    ctc, transducer = (robustness.load_robust_model(path, record, n, ci_corpus.phones.num_classes) for n in ("none", "transducer"))
+    fresh = build_model("PreTrans-2l-8h-nopeep", num_classes=ci_corpus.phones.num_classes, init="torch")
+    assert type(transducer) is type(fresh)
+    for key, value in ctc.encoder.state_dict().items():  # the transcription network is the CTC row's
+        assert torch.allclose(transducer.encoder.state_dict()[key], value, atol=1e-6)
+    for key, value in transducer.prediction.state_dict().items():  # the prediction network was trained (the LM)
+        assert not torch.allclose(value, fresh.prediction.state_dict()[key])
