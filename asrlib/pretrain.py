@@ -66,6 +66,18 @@ class PhoneLMObjective(Objective):
         return {"loss": total / phones, "perplexity": math.exp(total / phones)}
 
 
+def train_phone_lm(spec, num_phones: int, train_set, dev_set, config, checkpoint, device=None) -> tuple[PhoneLM, float]:
+    """A :class:`PhoneLM` shaped like the prediction network of network ``spec`` (a
+    :class:`asrlib.models.ModelSpec`) over ``num_phones`` phones, trained on ``train_set``'s
+    transcriptions with ``config`` (:func:`asrlib.train.train`, checkpoint ``checkpoint``).
+    Returns the LM and its best dev perplexity."""
+    from asrlib.train import train
+
+    lm = PhoneLM(num_phones, spec.hidden, **(spec.cell_kwargs if spec.cell == "lstm" else {}))
+    history = train(lm, PhoneLMObjective(), train_set, dev_set, config, device=device, checkpoint=checkpoint)
+    return lm, min(history["dev_perplexity"])
+
+
 def _copy(target: nn.Module, source: nn.Module, what: str, target_name: str, source_name: str) -> None:
     theirs, ours = source.state_dict(), target.state_dict()
     shapes = lambda sd: {k: tuple(v.shape) for k, v in sd.items()}  # noqa: E731

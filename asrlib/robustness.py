@@ -185,9 +185,8 @@ def pretrained_from(name: str, ctc, train_set, dev_set, config, folder: Path, de
     prediction network, a phone LM trained on ``train_set``'s transcriptions with ``config``
     (no augmentation, no weight noise; checkpoint ``folder/lm.pt``). Returns the transducer and
     the LM's best dev perplexity."""
-    from asrlib.pretrain import PhoneLM, PhoneLMObjective, pretrained_transducer
+    from asrlib.pretrain import pretrained_transducer, train_phone_lm
     from asrlib.run import frames_per_phone
-    from asrlib.train import train
 
     spec = parse_name(name)
     if spec.family != "PreTrans":
@@ -196,10 +195,9 @@ def pretrained_from(name: str, ctc, train_set, dev_set, config, folder: Path, de
     torch.manual_seed(config.seed)
     model = build_model(name, num_classes=ctc.num_classes, init="torch")
     model.init_blank_prior_(frames_per_phone(train_set))
-    lm = PhoneLM(model.prediction.num_phones, spec.hidden, **(spec.cell_kwargs if spec.cell == "lstm" else {}))
-    lm_config = dataclasses.replace(config, augment=None, weight_noise=0.0)
-    history = train(lm, PhoneLMObjective(), train_set, dev_set, lm_config, device=device, checkpoint=folder / "lm.pt")
-    return pretrained_transducer(model, ctc.cpu(), lm.cpu()), min(history["dev_perplexity"])
+    lm, perplexity = train_phone_lm(spec, model.prediction.num_phones, train_set, dev_set,
+                                    dataclasses.replace(config, augment=None, weight_noise=0.0), folder / "lm.pt", device)
+    return pretrained_transducer(model, ctc.cpu(), lm.cpu()), perplexity
 
 
 def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = None, seed: int = 0, only=None,
@@ -213,6 +211,7 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
     from asrlib.objectives import CTCObjective, TransducerObjective
     from asrlib.run import provenance
     from asrlib.train import TrainConfig, train
+    from asrlib.transducer import Transducer
 
     unknown = sorted(set(only or ()) - set(ROBUSTNESS))
     if unknown:
@@ -252,17 +251,15 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
                 model, extra["lm_dev_perplexity"] = pretrained_from(row.model, model, train_set, dev_set, config,
                                                                     folder, device)
             config = dataclasses.replace(config, **row.changes)
-        network = row.model or (network_of(record, row.start) if row.start else recipe["model"])
-        transducer = parse_name(network).family != "CTC"
+        transducer = isinstance(model, Transducer)
         objective = TransducerObjective(phones, monitor="per") if transducer else CTCObjective(phones)
         history = train(model, objective, train_set, dev_set, config, device=device, checkpoint=folder / "train.pt")
         model.eval()
+        test_inputs = test_set.normalised(row.normalise)
         if transducer:
-            synthetic = score_transducer(model, test_set.normalised(row.normalise), phones, "beam", device=device,
-                                         beam=recipe["beam"])
+            synthetic = score_transducer(model, test_inputs, phones, "beam", device=device, beam=recipe["beam"])
         else:
-            synthetic = score(log_probs_of(model, test_set.normalised(row.normalise), device), phones, "beam",
-                              beam=recipe["beam"])
+            synthetic = score(log_probs_of(model, test_inputs, device), phones, "beam", beam=recipe["beam"])
         real = realspeech.score(model, phones, corpus.normaliser, human, "beam", per_utterance=row.normalise == "utterance",
                                 beam=recipe["beam"])
         if name in KEEP_WEIGHTS:

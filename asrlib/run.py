@@ -52,7 +52,7 @@ from asrlib.checkpoint import atomic_write, load_checkpoint, save_json
 from asrlib.evaluate import score_transducer
 from asrlib.models import parse_name
 from asrlib.objectives import CTCObjective, TransducerObjective
-from asrlib.pretrain import PhoneLM, PhoneLMObjective, pretrained_transducer
+from asrlib.pretrain import PhoneLM, pretrained_transducer, train_phone_lm
 from asrlib.train import TrainConfig, train
 
 
@@ -130,10 +130,9 @@ def pretrain(args, spec, phones, train_set, dev_set, plan) -> tuple[nn.Module, P
             h = train(ctc, CTCObjective(phones, monitor=monitor), train_set, dev_set, config, device=args.device,
                       checkpoint=args.out / f"ctc-{stage}.pt")
             record[f"ctc_{stage}_dev_per"] = min(h["dev_per"]) if h.get("dev_per") else None
-    lm = PhoneLM(phones.num_classes - 1, spec.hidden, **(spec.cell_kwargs if spec.cell == "lstm" else {}))
     lm_config = dataclasses.replace(plan[0][1], weight_noise=0.0)
-    h = train(lm, PhoneLMObjective(), train_set, dev_set, lm_config, device=args.device, checkpoint=args.out / "lm.pt")
-    record["lm_dev_perplexity"] = min(h["dev_perplexity"])
+    lm, record["lm_dev_perplexity"] = train_phone_lm(spec, phones.num_classes - 1, train_set, dev_set, lm_config,
+                                                     args.out / "lm.pt", args.device)
     return ctc, lm, record
 
 

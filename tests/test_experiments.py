@@ -87,13 +87,16 @@ def test_the_robustness_ablation_records_both_scores_keeps_weights_and_resumes(t
         robustness.robustness("smoke", out=tmp_path, only=["louder"])
 
 
+# a second stage that cannot move the weights: one epoch under weight noise at a vanishing learning rate
+STILL = {"lr": 1e-12, "weight_noise": 0.075, "noise_per": "batch"}
+
+
 def test_a_second_stage_row_starts_from_its_first_stages_weights(tmp_path, ci_corpus, monkeypatch):
     monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))
     # a second stage of "none": one epoch under weight noise at a learning rate too small to move the weights
-    still = {"lr": 1e-12, "weight_noise": 0.075, "noise_per": "batch"}
     rows = {"none": robustness.Row("train", model="CTC-2l-8h-nopeep"),
-            "then noise": robustness.Row("train", start="none", changes=still),
-            "then more noise": robustness.Row("train", start="then noise", changes=still)}
+            "then noise": robustness.Row("train", start="none", changes=STILL),
+            "then more noise": robustness.Row("train", start="then noise", changes=STILL)}
     monkeypatch.setattr(robustness, "ROBUSTNESS", rows)
     monkeypatch.setattr(robustness, "KEEP_WEIGHTS", tuple(rows))
     with pytest.raises(ValueError, match="train it first"):
@@ -123,9 +126,8 @@ def test_a_row_can_name_its_own_network(tmp_path, ci_corpus, monkeypatch):
 
 def test_a_pretrained_transducer_row_starts_from_its_ctc_row_and_a_phone_lm(tmp_path, ci_corpus, monkeypatch):
     monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))
-    still = {"lr": 1e-12, "weight_noise": 0.075, "noise_per": "batch"}  # the stage cannot move the weights
     rows = {"none": robustness.Row("train", model="CTC-2l-8h-nopeep"),
-            "transducer": robustness.Row("train", model="PreTrans-2l-8h-nopeep", start="none", changes=still),
+            "transducer": robustness.Row("train", model="PreTrans-2l-8h-nopeep", start="none", changes=STILL),
             "fresh transducer": robustness.Row("train", model="PreTrans-2l-8h-nopeep")}
     monkeypatch.setattr(robustness, "ROBUSTNESS", rows)
     monkeypatch.setattr(robustness, "KEEP_WEIGHTS", tuple(rows))
