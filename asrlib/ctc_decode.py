@@ -75,7 +75,8 @@ def greedy(log_probs, blank: int = 0) -> list[tuple[tuple[int, ...], float]]:
 
 
 def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = None,
-                rescore: bool = False) -> list[tuple[tuple[int, ...], float]]:
+                rescore: bool = False, lm=None, lm_weight: float = 1.0,
+                insertion_bonus: float = 0.0) -> list[tuple[tuple[int, ...], float]]:
     """The paper's beam search for CTC: ``[(labels, score)]``, best first, where the score is
     ``ln`` of the summed probability of the labelling's alignments that stayed in the beam (at
     most ``ln Pr(labels|x)``, equal when none was pruned).
@@ -96,9 +97,20 @@ def beam_search(log_probs, beam: int = 100, blank: int = 0, nbest: int | None = 
     already in the beam) can survive the cut to W, and only they are built: the result is the
     same as building all W x K. Where :mod:`asrlib.native` has its kernels, the same search runs
     compiled (``ctc_beam.c``, tested against this one).
+
+    With a language model ``lm`` (:class:`asrlib.ngram.PhoneNgram`, or anything with its
+    ``log_probs(prefix)``), each growth of a sequence by a label k is weighed by
+    ``P_LM(k|sequence) ** lm_weight * exp(insertion_bonus)`` (shallow fusion, Hannun et al. 2014):
+    the scores become ``ln Pr(y|x) + lm_weight ln P_LM(y) + insertion_bonus |y|``, over the
+    surviving alignments. That search runs in numpy.
     """
     lp, labels = _prepare(log_probs, blank, beam)
-    if native.kernels() is not None:
+    if lm is not None:
+        if rescore:
+            raise ValueError("rescore=True re-ranks by the acoustic probability alone; it cannot be used with an lm")
+        hyps = _beam_search_numpy(lp, labels, beam, blank, None,
+                                  lambda y: lm_weight * lm.log_probs(y)[labels] + insertion_bonus)
+    elif native.kernels() is not None:
         hyps = native.ctc_beam_search(lp, beam, blank)
     else:
         hyps = _beam_search_numpy(lp, labels, beam, blank, None)
@@ -122,8 +134,10 @@ def rescored(log_probs, hyps, blank: int = 0) -> list[tuple[tuple[int, ...], flo
     return sorted(((y, float(v)) for (y, _), v in zip(hyps, log_p.tolist())), key=lambda h: -h[1])
 
 
-def _beam_search_numpy(lp: np.ndarray, labels: np.ndarray, beam: int, blank: int, nbest: int | None):
-    """:func:`beam_search` in numpy, a loop over the frames."""
+def _beam_search_numpy(lp: np.ndarray, labels: np.ndarray, beam: int, blank: int, nbest: int | None,
+                       growth: Callable[[tuple[int, ...]], np.ndarray] | None = None):
+    """:func:`beam_search` in numpy, a loop over the frames. ``growth(y)`` adds to the log score of
+    growing sequence ``y`` by each of ``labels`` (the LM's weighted log probabilities)."""
     T = len(lp)
     column = {int(k): i for i, k in enumerate(labels)}
     hyps: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}
@@ -135,6 +149,8 @@ def _beam_search_numpy(lp: np.ndarray, labels: np.ndarray, beam: int, blank: int
         total = np.logaddexp(pb, pn)
         last = np.array([y[-1] if y else -1 for y in keys])
         ext = np.where(labels[None, :] == last[:, None], pb[:, None], total[:, None]) + row[labels][None, :]
+        if growth is not None:
+            ext += np.stack([growth(y) for y in keys])
         stay_label = np.where(last >= 0, pn + row[np.maximum(last, 0)], NEG_INF)
         new = {y: [total[i] + row[blank], stay_label[i]] for i, y in enumerate(keys)}
         index = {y: i for i, y in enumerate(keys)}

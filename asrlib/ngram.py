@@ -1,0 +1,106 @@
+"""A phone n-gram language model, for CTC's beam search (shallow fusion).
+
+The paper's CTC networks decode without a language model; its transducer learns one inside
+(the prediction network). Between the two lies the oldest trick of speech recognition: multiply
+each hypothesis's acoustic probability by a language model's, raised to a weight,
+
+    score(y) = ln Pr(y|x) + alpha ln P_LM(y) + beta |y|,
+
+where ``beta`` rewards each label (the LM's factor shrinks with every label, so without it the
+search prefers short hypotheses). :func:`asrlib.ctc_decode.beam_search` applies the LM's factor
+as a prefix grows (``lm=``, ``lm_weight=``, ``insertion_bonus=``), as in Hannun et al. (2014).
+
+:class:`PhoneNgram` is an n-gram model of label sequences with interpolated Witten-Bell smoothing
+(Witten & Bell 1991; Chen & Goodman 1999, section 2.4): the probability of label ``k`` after a
+context ``h`` of the last ``n - 1`` labels mixes what followed ``h`` in the training
+transcriptions with the estimate from the shorter context ``h'``,
+
+    P(k|h) = (c(h k) + T(h) P(k|h')) / (c(h) + T(h)),
+
+where ``c`` counts and ``T(h)`` is the number of distinct labels seen after ``h``: a context
+followed by many different labels trusts its own counts less. The shortest context backs off
+to the uniform distribution over the labels, so no label is impossible. A sequence's start is
+a context of its own (padding with a start symbol), so ``P(k|start)`` is learnt too.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+
+START = -1  # the context before a sequence's first label
+
+
+class PhoneNgram:
+    """An n-gram model over labels ``0..num_labels-1`` other than those in ``exclude`` (the
+    blank), which get probability 0. Fit with :meth:`fit`; :meth:`log_probs` gives
+    ``ln P(k | context)`` for every label at once."""
+
+    def __init__(self, order: int, num_labels: int, exclude: Iterable[int] = (0,)):
+        if order < 1:
+            raise ValueError(f"an n-gram model's order is at least 1, got {order}")
+        self.order, self.num_labels = order, num_labels
+        self.exclude = tuple(sorted(set(exclude)))
+        if any(not 0 <= e < num_labels for e in self.exclude):
+            raise ValueError(f"excluded labels {self.exclude} must lie in 0..{num_labels - 1}")
+        # counts[h] = how often each label followed context h (a tuple of up to order - 1 labels)
+        self.counts: dict[tuple[int, ...], np.ndarray] = defaultdict(lambda: np.zeros(num_labels))
+
+    @classmethod
+    def fit(cls, sequences: Iterable[Sequence[int]], order: int, num_labels: int,
+            exclude: Iterable[int] = (0,)) -> PhoneNgram:
+        """Count every label of ``sequences`` after each of its contexts of 0..order-1 labels."""
+        lm = cls(order, num_labels, exclude)
+        for seq in sequences:
+            seq = [int(k) for k in seq]
+            bad = [k for k in seq if not 0 <= k < num_labels or k in lm.exclude]
+            if bad:
+                raise ValueError(f"labels {sorted(set(bad))} cannot be counted: they lie outside 0..{num_labels - 1} "
+                                 f"or are excluded ({lm.exclude})")
+            padded = [START] * (order - 1) + seq
+            for i, k in enumerate(seq):
+                history = padded[i: i + order - 1]
+                for n in range(order):  # the contexts of n labels before k
+                    lm.counts[tuple(history[len(history) - n:]) if n else ()][k] += 1
+        lm.counts = dict(lm.counts)
+        lm._log_probs.cache_clear()
+        return lm
+
+    def _probs(self, context: tuple[int, ...]) -> np.ndarray:
+        if not context:
+            p = np.ones(self.num_labels)
+            p[list(self.exclude)] = 0.0
+            lower = p / p.sum()
+        else:
+            lower = self._probs(context[1:])
+        c = self.counts.get(context)
+        if c is None:
+            return lower
+        total, distinct = c.sum(), np.count_nonzero(c)
+        return (c + distinct * lower) / (total + distinct)
+
+    def log_probs(self, prefix: Sequence[int]) -> np.ndarray:
+        """``ln P(k | prefix)`` for every label ``k``, shape ``(num_labels,)``, after the labels
+        ``prefix`` (only its last ``order - 1`` count; a shorter one is a sequence's start)."""
+        need = self.order - 1
+        return self._log_probs(((START,) * need + tuple(prefix[len(prefix) - need:]))[-need:] if need else ())
+
+    @lru_cache(maxsize=None)  # noqa: B019 - the model is read-only once fitted
+    def _log_probs(self, context: tuple[int, ...]) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self._probs(context))
+
+    def sequence_log_prob(self, labels: Sequence[int]) -> float:
+        """``ln P_LM(labels)``: the sum of each label's log probability after the ones before it."""
+        return float(sum(self.log_probs(tuple(labels[:i]))[k] for i, k in enumerate(labels)))
+
+    def perplexity(self, sequences: Iterable[Sequence[int]]) -> float:
+        """``exp`` of the mean negative log probability per label over ``sequences``."""
+        total, n = 0.0, 0
+        for seq in sequences:
+            total -= self.sequence_log_prob(list(seq))
+            n += len(seq)
+        return float(np.exp(total / max(n, 1)))

@@ -1,0 +1,97 @@
+"""The phone n-gram LM against Witten-Bell's definition, and shallow fusion in CTC's beam search
+against brute-force enumeration of every path."""
+
+import itertools
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from asrlib.ctc import collapse
+from asrlib.ctc_decode import beam_search
+from asrlib.ngram import PhoneNgram
+
+
+def _corpus(seed, n=30, V=5):
+    rng = np.random.default_rng(seed)
+    return [list(rng.integers(1, V, size=rng.integers(1, 9))) for _ in range(n)]
+
+
+def _witten_bell(sequences, order, V, word, history):
+    """P(word | history) from the definition, with string n-gram counts: interpolate the longest
+    context's relative frequency with the next shorter one's estimate, weighted by the number of
+    distinct followers; the empty context interpolates with the uniform over labels 1..V-1."""
+    grams = Counter()
+    for seq in sequences:
+        padded = ["<s>"] * (order - 1) + [str(k) for k in seq]
+        for i in range(order - 1, len(padded)):
+            for n in range(order):
+                grams[" ".join(padded[i - n: i + 1])] += 1
+    history = (["<s>"] * (order - 1) + [str(k) for k in history])[len(history):] if order > 1 else []
+
+    def p(h):
+        lower = 1.0 / (V - 1) if not h else p(h[1:])
+        follow = {g: c for g, c in grams.items() if g.split()[:-1] == h}
+        total = sum(follow.values())
+        if total == 0:
+            return lower
+        return (grams.get(" ".join(h + [str(word)]), 0) + len(follow) * lower) / (total + len(follow))
+
+    return p(history)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_the_ngram_is_witten_bell_and_sums_to_one(order):
+    V, seqs = 5, _corpus(order)
+    lm = PhoneNgram.fit(seqs, order, V)
+    for history in [(), (1,), (2, 3), (4, 4, 1), (3, 1, 2, 2)]:
+        probs = np.exp(lm.log_probs(history))
+        assert probs[0] == 0.0 and math.isclose(probs.sum(), 1.0, rel_tol=1e-12)
+        for k in range(1, V):
+            assert math.isclose(probs[k], _witten_bell(seqs, order, V, k, list(history)), rel_tol=1e-12)
+
+
+def test_a_model_of_a_repeated_pattern_predicts_it():
+    lm = PhoneNgram.fit([[1, 2, 3] * 20], 2, 4)
+    assert np.exp(lm.log_probs((1,)))[2] > 0.9 and lm.perplexity([[1, 2, 3] * 5]) < 1.3
+    assert lm.perplexity([[3, 2, 1] * 5]) > 5                 # the reverse order is unlikely
+
+
+def test_bad_labels_and_orders_are_named():
+    with pytest.raises(ValueError, match="labels \\[0, 7\\]"):
+        PhoneNgram.fit([[1, 0, 7]], 2, 4)
+    with pytest.raises(ValueError, match="order"):
+        PhoneNgram(0, 4)
+
+
+def test_beam_search_without_lm_weight_is_the_plain_search():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 5))
+    lp = x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+    lm = PhoneNgram.fit(_corpus(1), 2, 5)
+    plain = beam_search(lp, beam=8)
+    fused = beam_search(lp, beam=8, lm=lm, lm_weight=0.0)
+    assert [y for y, _ in plain] == [y for y, _ in fused]
+    np.testing.assert_allclose([s for _, s in plain], [s for _, s in fused], rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_wide_fused_beam_scores_each_labelling_as_enumeration_does(seed):
+    rng = np.random.default_rng(seed)
+    T, V, weight, bonus = 5, 3, 0.7, 0.4
+    x = 1.5 * rng.normal(size=(T, V))
+    lp = x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+    lm = PhoneNgram.fit(_corpus(seed, V=V), 2, V)
+    acoustic = {}
+    for path in itertools.product(range(V), repeat=T):
+        y = tuple(collapse(list(path), 0))
+        acoustic[y] = np.logaddexp(acoustic.get(y, -np.inf), sum(lp[t, k] for t, k in enumerate(path)))
+    expected = {y: a + weight * lm.sequence_log_prob(y) + bonus * len(y) for y, a in acoustic.items()}
+    result = beam_search(lp, beam=1000, lm=lm, lm_weight=weight, insertion_bonus=bonus)
+    assert len(result) == len(expected)
+    for y, score in result:
+        assert math.isclose(score, expected[y], rel_tol=1e-9)
+    assert result[0][0] == max(expected, key=expected.get)
+    with pytest.raises(ValueError, match="rescore"):
+        beam_search(lp, lm=lm, rescore=True)
