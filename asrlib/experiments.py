@@ -57,6 +57,7 @@ import torch
 
 from asrlib.checkpoint import load_checkpoint, save_json
 from asrlib.models import TABLE1, build_model, count_parameters, parse_name
+from asrlib.fusion import fusion
 from asrlib.robustness import ROBUSTNESS, ROBUSTNESS_RECIPE, robustness
 
 RESULTS = Path("results")
@@ -296,7 +297,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--scale", default="book", choices=sorted(ROBUSTNESS_RECIPE))
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--only", nargs="+", default=None, help=f"a subset of the rows: {list(ROBUSTNESS)}")
-    for q in (t, n, r):
+    f = sub.add_parser("fusion", help="decode a kept robustness row with a phone n-gram LM, chosen on the dev split")
+    f.add_argument("--row", required=True, help="a row of the robustness results with kept weights")
+    f.add_argument("--scale", default="book", choices=sorted(ROBUSTNESS_RECIPE))
+    for q in (t, n, r, f):
         q.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: results)")
         q.add_argument("--device", default=None)
     return p
@@ -309,6 +313,8 @@ def main(argv: list[str] | None = None) -> dict:
         return table1(args.scale, args.seeds, args.only, args.out, args.device, args.corpus, argv)
     if args.experiment == "robustness":
         return robustness(args.scale, args.out, args.device, args.seed, args.only, argv)
+    if args.experiment == "fusion":
+        return fusion(args.row, args.scale, args.out, args.device, argv)
     return noise(args.scale, args.out, args.device, args.seed, argv)
 
 

@@ -214,11 +214,28 @@ def recognise(
         else:
             from asrlib.ctc_decode import decoder
 
-            log_probs = model(x[None], torch.tensor([len(x)], device=device)).log_softmax(-1)[0].float().cpu()
-            labels = decoder(method)(log_probs, **decoder_kwargs)[0][0]
+            labels = decoder(method)(_log_probs(model, x), **decoder_kwargs)[0][0]
     finally:
         model.train(was_training)
     return phones.decode(labels)
+
+
+def _log_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x[None], torch.tensor([len(x)], device=x.device)).log_softmax(-1)[0].float().cpu()
+
+
+@torch.no_grad()
+def log_probs(model: nn.Module, recordings: list[Clip], normaliser: F.Normaliser,
+              per_utterance: bool = False) -> list[torch.Tensor]:
+    """A CTC network's ``ln Pr(k|t)``, ``(T, V)``, for each recording: to decode them several
+    ways (:func:`scored`) without running the network again."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        return [_log_probs(model, inputs(clip.audio, normaliser, per_utterance).to(device)) for clip in recordings]
+    finally:
+        model.train(was_training)
 
 
 class RealScore(NamedTuple):
@@ -235,10 +252,16 @@ def score(
 ) -> RealScore:
     """The phone error rate of ``model`` on human recordings (by default the shipped clips)."""
     recordings = clips() if recordings is None else recordings
+    return scored(recordings, [recognise(model, clip.audio, phones, normaliser, method, per_utterance, **decoder_kwargs)
+                               for clip in recordings], phones)
+
+
+def scored(recordings: list[Clip], heard: list[list[str]], phones: PhoneSet) -> RealScore:
+    """The errors of the phones ``heard[i]`` (fine labels) in each of ``recordings``, folded to 39
+    classes with silence left out, against their references."""
     total, rows = ErrorCounts(), []
-    for clip in recordings:
-        heard = recognise(model, clip.audio, phones, normaliser, method, per_utterance, **decoder_kwargs)
-        hypothesis = [c for c in phones.fold(heard) if c not in IGNORED]
+    for clip, fine in zip(recordings, heard, strict=True):
+        hypothesis = [c for c in phones.fold(fine) if c not in IGNORED]
         errors = edit_errors(clip.reference, hypothesis)
         total = total + errors
         rows.append({"id": clip.id, "text": clip.text, "reference": clip.reference, "hypothesis": hypothesis,

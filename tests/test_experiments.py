@@ -7,6 +7,7 @@ import torch
 
 from asrlib import experiments, robustness
 from asrlib.experiments import SCALES, by_network, scaled_name
+from asrlib.fusion import fusion
 from asrlib.models import TABLE1, build_model, count_parameters
 
 ONLY = ["CTC-1l-250h", "CTC-2l-250h"]
@@ -145,3 +146,22 @@ def test_a_pretrained_transducer_row_starts_from_its_ctc_row_and_a_phone_lm(tmp_
         assert torch.allclose(transducer.encoder.state_dict()[key], value, atol=1e-6)
     for key, value in transducer.prediction.state_dict().items():  # the prediction network was trained (the LM)
         assert not torch.allclose(value, fresh.prediction.state_dict()[key])
+
+
+def test_fusion_chooses_the_lm_on_the_dev_split_and_scores_people_once(tmp_path, ci_corpus, monkeypatch):
+    monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))
+    monkeypatch.setattr(robustness, "ROBUSTNESS", {"none": robustness.Row("train")})
+    monkeypatch.setattr(robustness, "KEEP_WEIGHTS", ("none",))
+    record = robustness.robustness("smoke", out=tmp_path)
+    entry = fusion("none", "smoke", out=tmp_path, orders=(2,), weights=(0.0, 0.5), bonuses=(0.0, 3.0),
+                              progress=False)
+    grid = entry["grid"]
+    assert len(grid) == 4 and entry["dev_per"] == min(g["dev_per"] for g in grid)
+    plain = next(g for g in grid if g["lm_weight"] == 0 and g["insertion_bonus"] == 0)
+    assert plain["real_per"] == record["rows"]["none"]["real_per"]          # no LM: the row's own decoding
+    assert plain["dev_per"] == entry["without_lm"]["dev_per"]
+    chosen = next(g for g in grid if all(g[k] == v for k, v in entry["chosen"].items()))
+    assert entry["real_per"] == chosen["real_per"] and entry["lm_dev_perplexity"]["2"] > 1
+    assert len({g["real_per"] for g in grid}) > 1                            # the LM changes what is heard
+    saved = json.loads((tmp_path / "fusion-smoke.json").read_text())
+    assert saved["rows"]["none"] == entry and entry["provenance"]["command"].endswith("--row none")
