@@ -131,8 +131,8 @@ ROBUSTNESS = {
     KOKORO_45 + ", four layers": dataclasses.replace(KOKORO_ROW, model="CTC-4l-64h-nopeep"),
     KOKORO_45 + ", four layers, then weight noise": dataclasses.replace(
         KOKORO_ROW, start=KOKORO_45 + ", four layers", changes=WEIGHT_NOISE_STAGE),
-    # the three-layer weight-noise stage on 1350 more sentences from ten more Kokoro speakers (three-voice mixtures,
-    # six led by the man's voice; asrlib.corpus.synthetic.KOKORO_MORE_SPEAKERS), 5940 in all: new speakers were
+    # the three-layer weight-noise stage on 900 more sentences from ten more Kokoro speakers (three-voice mixtures,
+    # six led by the man's voice; asrlib.corpus.synthetic.KOKORO_MORE_SPEAKERS), 5490 in all: new speakers were
     # the biggest lever so far. Its control is the stage on the 4590 sentences (same start, same schedule)
     KOKORO_45 + ", three layers, then weight noise with ten more Kokoro speakers": dataclasses.replace(
         KOKORO_ROW, voices="espeak+neural+kokoro20", start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),

@@ -72,7 +72,7 @@ def test_kokoro20_adds_ten_speakers_after_the_ten_and_keeps_their_utterances():
     twenty = synthetic.utterance_specs(2, "espeak+neural+kokoro20")
     assert twenty[:len(ten)] == ten                       # the 4.5x Kokoro corpus is a part of it, unchanged
     extra = twenty[len(ten):]
-    assert len(extra) == len(synthetic.KOKORO_MORE_SPEAKERS) * synthetic.KOKORO_PER_SPEAKER * 2
+    assert len(extra) == len(synthetic.KOKORO_MORE_SPEAKERS) * synthetic.KOKORO_MORE_PER_SPEAKER * 2
     voices = {s.speaker.id: s.speaker.voice for s in extra}
     assert len(voices) == 10 and len({v.name for v in voices.values()}) == 10 and all(
         len(v.mix) == 3 and s.startswith("kk-") for s, v in voices.items())

@@ -59,13 +59,15 @@ KOKORO_SPEAKERS = (("jf_alpha",), ("jf_gongitsune",), ("jf_nezumi",), ("jf_tebuk
                    ("jf_tebukuro", "jf_gongitsune"), ("jf_alpha", "jf_tebukuro"))
 KOKORO_SPEEDS = (1.0, 0.9, 1.1, 0.95, 1.05, 0.9, 1.0, 1.1, 1.05, 0.95)
 # "kokoro20" adds ten more: weighted mixtures of three voices (a name twice counts twice), six of them led by the
-# man's voice (the human clips are mostly men's), at a wider range of speeds.
+# man's voice (the human clips are mostly men's), at a wider range of speeds, each saying twice an espeak
+# speaker's sentences.
 KOKORO_MORE_SPEAKERS = (("jm_kumo", "jm_kumo", "jf_alpha"), ("jm_kumo", "jm_kumo", "jf_gongitsune"),
                         ("jm_kumo", "jm_kumo", "jf_nezumi"), ("jm_kumo", "jm_kumo", "jf_tebukuro"),
                         ("jm_kumo", "jf_alpha", "jf_nezumi"), ("jm_kumo", "jf_gongitsune", "jf_tebukuro"),
                         ("jf_alpha", "jf_nezumi", "jf_tebukuro"), ("jf_gongitsune", "jf_gongitsune", "jf_alpha"),
                         ("jf_nezumi", "jf_nezumi", "jf_tebukuro"), ("jf_tebukuro", "jf_alpha", "jf_gongitsune"))
 KOKORO_MORE_SPEEDS = (0.9, 1.0, 1.1, 0.85, 1.15, 0.95, 0.85, 1.05, 1.15, 0.9)
+KOKORO_MORE_PER_SPEAKER = 2  # twice an espeak speaker's sentences (Kokoro synthesises ~0.5 sentences/s on 2 cores)
 KOKORO_PER_SPEAKER = 3
 
 
@@ -154,7 +156,8 @@ def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[Utte
     if voices.startswith("espeak+neural"):
         everyone += [(spk, NEURAL_PER_SPEAKER * per_speaker) for spk in neural_speakers()]
     if "+kokoro" in voices:
-        everyone += [(spk, KOKORO_PER_SPEAKER * per_speaker) for spk in kokoro_speakers(voices.endswith("20"))]
+        everyone += [(spk, (KOKORO_PER_SPEAKER if k < len(KOKORO_SPEAKERS) else KOKORO_MORE_PER_SPEAKER) * per_speaker)
+                     for k, spk in enumerate(kokoro_speakers(voices.endswith("20")))]
     for spk, count in everyone:
         for k in range(count):
             utt_id = f"{spk.id}-s{k:03d}"
