@@ -10,7 +10,8 @@ for the others), in ARPAbet, folded to the 39 scoring classes like every other r
 * :func:`load_audio`: any WAV (or other format libsndfile reads) as float32 mono at 16 kHz,
   resampled where needed, with an error that names the problem for a missing, corrupt, empty,
   silent, non-finite or multi-channel file.
-* :func:`clips`: the shipped clips; :func:`clip_from_file`: any recording and its text, the
+* :func:`clips`: the shipped clips (``split="dev"``: twelve more, from other speakers, for
+  choosing settings on human speech); :func:`clip_from_file`: any recording and its text, the
   reference phones looked up in the CMU pronouncing dictionary (:func:`pronounce`).
 * :func:`recognise`: one recording through a CTC network or a transducer, decoded to phones.
 * :func:`score`: the phone error rate of a model on the clips, with each clip's reference and
@@ -120,23 +121,33 @@ def fold_arpabet(phones) -> list[str]:
     return out
 
 
+SPLITS = {"test": "clips.json", "dev": "dev.json"}  # the manifests of the two sets of human clips
+
+
 @cache
-def _manifest() -> tuple[dict, ...]:
-    return tuple(json.loads((DATA / "clips.json").read_text()))
+def _manifest(split: str = "test") -> tuple[dict, ...]:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r} of the human clips; expected one of {sorted(SPLITS)}")
+    return tuple(json.loads((DATA / SPLITS[split]).read_text()))
 
 
-def clip_ids() -> list[str]:
-    """The ids of the shipped clips."""
-    return [row["id"] for row in _manifest()]
+def clip_ids(split: str = "test") -> list[str]:
+    """The ids of the shipped clips of ``split``."""
+    return [row["id"] for row in _manifest(split)]
 
 
-def clips(ids=None) -> list[Clip]:
-    """The shipped human clips (all, or those of ``ids``), audio loaded at 16 kHz."""
-    rows = {row["id"]: row for row in _manifest()}
+def clips(ids=None, split: str = "test") -> list[Clip]:
+    """The shipped human clips of ``split`` (all, or those of ``ids``), audio loaded at 16 kHz.
+
+    ``"test"``: the fifteen clips every network is scored on. ``"dev"``: twelve more (54 s, other
+    speakers: the Montreal Forced Aligner's author, a LibriSpeech reader, a LibriVox reader of
+    Shakespeare's first sonnet, and a 1961 broadcast), for choosing anything that is tuned on
+    human speech (a decoder's setting, which network to keep) without looking at the test clips."""
+    rows = {row["id"]: row for row in _manifest(split)}
     ids = list(rows) if ids is None else list(ids)
     unknown = [i for i in ids if i not in rows]
     if unknown:
-        raise KeyError(f"no shipped clip {unknown}; the clips are {sorted(rows)}")
+        raise KeyError(f"no shipped {split} clip {unknown}; the clips are {sorted(rows)}")
     out = []
     for i in ids:
         row = rows[i]

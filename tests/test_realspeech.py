@@ -18,10 +18,12 @@ def shipped():
     return realspeech.clips()
 
 
-def test_every_shipped_clip_loads_with_its_licence_and_a_reference(shipped):
-    rows = json.loads((realspeech.DATA / "clips.json").read_text())
-    assert [c.id for c in shipped] == [r["id"] for r in rows] and len(shipped) >= 15
-    for clip, row in zip(shipped, rows):
+@pytest.mark.parametrize("split", ["test", "dev"])
+def test_every_shipped_clip_loads_with_its_licence_and_a_reference(split, shipped):
+    rows = json.loads((realspeech.DATA / realspeech.SPLITS[split]).read_text())
+    clips = shipped if split == "test" else realspeech.clips(split="dev")
+    assert [c.id for c in clips] == [r["id"] for r in rows] and len(clips) >= 12
+    for clip, row in zip(clips, rows):
         assert (realspeech.DATA / row["licence"]).is_file(), row["licence"]
         assert clip.audio.dtype == np.float32 and clip.audio.ndim == 1
         assert abs(clip.duration - row["seconds"]) < 0.01, clip.id  # resampled to 16 kHz, same length
@@ -31,6 +33,15 @@ def test_every_shipped_clip_loads_with_its_licence_and_a_reference(shipped):
         times = clip.times
         assert times.shape == (len(clip.phones), 2) and (times[:, 1] > times[:, 0]).all()
         assert times[-1, 1] <= clip.duration + 0.02
+
+
+def test_the_dev_clips_are_other_recordings_than_the_test_clips(shipped):
+    dev = realspeech.clips(split="dev")
+    assert not {c.id for c in dev} & {c.id for c in shipped}
+    assert not {c.text.lower() for c in dev} & {c.text.lower() for c in shipped}
+    assert len({c.audio.tobytes() for c in dev + shipped}) == len(dev) + len(shipped)
+    with pytest.raises(ValueError, match="unknown split"):
+        realspeech.clips(split="train")
 
 
 def test_the_48_khz_clip_is_resampled(shipped):
