@@ -84,6 +84,11 @@ def test_the_robustness_ablation_records_both_scores_keeps_weights_and_resumes(t
         robustness.load_robust_model(path, record, "SpecAugment", ci_corpus.phones.num_classes)
     again = robustness.robustness("smoke", out=tmp_path, only=["none"], argv=["robustness", "--scale", "smoke"])
     assert again["rows"] == record["rows"]  # a finished row is not run again
+    assert all(0 <= row["human_dev_per"] for row in record["rows"].values())
+    older = json.loads(path.read_text())  # a kept row scored before the development clips existed gets their PER
+    del older["rows"]["none"]["human_dev_per"]
+    path.write_text(json.dumps(older))
+    assert robustness.robustness("smoke", out=tmp_path, only=["none"])["rows"] == record["rows"]
     with pytest.raises(ValueError, match="unknown rows"):
         robustness.robustness("smoke", out=tmp_path, only=["louder"])
 
