@@ -74,18 +74,18 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
         n, w, b = (setting[k] for k in SETTING)
         return {"lm": lms[n], "lm_weight": w, "insertion_bonus": b} if w or b else {}
 
-    grid = []
+    grid, test_errors = [], {}  # the test clips' errors of each setting, for the chosen ones' record
     for n, w, b in progress_bar([(n, w, b) for n in orders for w in weights for b in bonuses], desc="fusion grid",
                                 disable=not progress):
         kwargs = decoding(dict(zip(SETTING, (n, w, b))))
+        test_errors[n, w, b] = on_people("test", **kwargs)
         grid.append({"order": n, "lm_weight": w, "insertion_bonus": b,
                      "dev_per": score(dev, phones, "beam", beam=beam, **kwargs).errors.rate,
-                     "human_dev_per": on_people("dev", **kwargs).rate,
-                     "real_per": on_people("test", **kwargs).rate})
+                     "human_dev_per": on_people("dev", **kwargs).rate, "real_per": test_errors[n, w, b].rate})
 
     def chosen_on(key):
         best = min(grid, key=lambda g: (round(g[key], 12), g["lm_weight"], g["insertion_bonus"], g["order"]))
-        real = on_people("test", **decoding(best))
+        real = test_errors[tuple(best[k] for k in SETTING)]
         return {**{k: best[k] for k in SETTING}, "dev_per": best["dev_per"], "human_dev_per": best["human_dev_per"],
                 "synthetic_test_per": score(test, phones, "beam", beam=beam, **decoding(best)).errors.rate,
                 "real_per": real.rate, "real_errors": dataclasses.asdict(real)}

@@ -227,6 +227,11 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
     dev_set, test_set = SpeechDataset(corpus, "dev"), SpeechDataset(corpus, "test")
     human, human_dev_clips = realspeech.clips(), realspeech.clips(split="dev")
     path = out / f"robustness-{scale}.json"
+
+    def on_people(model, clips, normalise):  # a network's errors on human clips, as every row is scored
+        return realspeech.score(model, phones, corpus.normaliser, clips, "beam", per_utterance=normalise == "utterance",
+                                beam=recipe["beam"])
+
     record = json.loads(path.read_text()) if path.exists() else {"scale": scale, "recipe": recipe, "seed": seed,
                                                                  "corpus": repr(corpus), "rows": {}, "commands": []}
     command = shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["robustness", "--scale", scale])])
@@ -266,10 +271,7 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
             synthetic = score_transducer(model, test_inputs, phones, "beam", device=device, beam=recipe["beam"])
         else:
             synthetic = score(log_probs_of(model, test_inputs, device), phones, "beam", beam=recipe["beam"])
-        real = realspeech.score(model, phones, corpus.normaliser, human, "beam", per_utterance=row.normalise == "utterance",
-                                beam=recipe["beam"])
-        human_dev = realspeech.score(model, phones, corpus.normaliser, human_dev_clips, "beam",
-                                     per_utterance=row.normalise == "utterance", beam=recipe["beam"])
+        real, human_dev = (on_people(model, clips, row.normalise) for clips in (human, human_dev_clips))
         if name in KEEP_WEIGHTS:
             weights = {k: v.cpu() for k, v in model.state_dict().items()}
             atomic_write(folder / "model.pt", lambda f: torch.save(weights, f))
@@ -295,11 +297,7 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
     for name, row in record["rows"].items():
         if "human_dev_per" not in row and name in KEEP_WEIGHTS:
             model = load_robust_model(path, record, name, phones.num_classes)
-            row["human_dev_per"] = realspeech.score(model, phones, corpus.normaliser, human_dev_clips, "beam",
-                                                    per_utterance=row["normalise"] == "utterance",
-                                                    beam=recipe["beam"]).errors.rate
+            row["human_dev_per"] = on_people(model, human_dev_clips, row["normalise"]).errors.rate
             save_json(path, record)
     return record
-
-
 
