@@ -19,7 +19,7 @@ from torch import nn
 from asrlib.ctc_decode import decoder
 from asrlib.data import loader
 from asrlib.metrics import ErrorCounts, phone_errors
-from asrlib.runtime import progress_bar
+from asrlib.runtime import evaluating, progress_bar
 
 
 class Outputs(NamedTuple):
@@ -47,13 +47,11 @@ class Score(NamedTuple):
 @torch.no_grad()
 def log_probs_of(model: nn.Module, dataset, device: torch.device | str = "cpu", batch_size: int = 32) -> Outputs:
     """Run ``model`` (``(x, x_lens) -> (B, T, V)`` logits) over every utterance of ``dataset``."""
-    was_training = model.training
-    model.eval()
     outputs = Outputs([], [], [])
-    for batch in loader(dataset, batch_size, shuffle=False):
-        batch = batch.to(device)
-        outputs.extend(model(batch.x, batch.x_lens).log_softmax(-1), batch)
-    model.train(was_training)
+    with evaluating(model):
+        for batch in loader(dataset, batch_size, shuffle=False):
+            batch = batch.to(device)
+            outputs.extend(model(batch.x, batch.x_lens).log_softmax(-1), batch)
     return outputs._replace(ids=list(dataset.ids))
 
 
@@ -84,16 +82,15 @@ def score_transducer(
 
     if method not in ("greedy", "beam"):
         raise ValueError(f"unknown method {method!r}; expected 'greedy' or 'beam'")
-    was_training = model.training
-    model.eval()
     refs, hyps = [], []
     start = time.perf_counter()
-    for batch in progress_bar(loader(dataset, batch_size, shuffle=False), desc=method, disable=not progress, leave=False):
-        batch = batch.to(device)
-        refs += batch.references()
-        if method == "greedy":
-            hyps += [h for h, _ in greedy(model, batch.x, batch.x_lens, **decoder_kwargs)]
-        else:
-            hyps += [beam_search(model, x[:n], **decoder_kwargs)[0][0] for x, n in zip(batch.x, batch.x_lens.tolist())]
-    model.train(was_training)
+    with evaluating(model):
+        for batch in progress_bar(loader(dataset, batch_size, shuffle=False), desc=method, disable=not progress,
+                                  leave=False):
+            batch = batch.to(device)
+            refs += batch.references()
+            if method == "greedy":
+                hyps += [h for h, _ in greedy(model, batch.x, batch.x_lens, **decoder_kwargs)]
+            else:
+                hyps += [beam_search(model, x[:n], **decoder_kwargs)[0][0] for x, n in zip(batch.x, batch.x_lens.tolist())]
     return count(refs, hyps, phones, time.perf_counter() - start)

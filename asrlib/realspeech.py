@@ -39,6 +39,7 @@ from torch import nn
 from asrlib import features as F
 from asrlib.metrics import ErrorCounts, edit_errors
 from asrlib.phones import ARPABET_TO_39, PhoneSet
+from asrlib.runtime import evaluating
 
 DATA = Path(__file__).resolve().parent / "data" / "human"
 IGNORED = frozenset({"sil"})  # scoring classes left out of the real-speech PER, on both sides
@@ -210,9 +211,7 @@ def recognise(
 
     device = next(model.parameters()).device
     x = inputs(audio, normaliser, per_utterance).to(device)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         if isinstance(model, Transducer):
             from asrlib import transducer_decode
 
@@ -226,8 +225,6 @@ def recognise(
             from asrlib.ctc_decode import decoder
 
             labels = decoder(method)(_log_probs(model, x), **decoder_kwargs)[0][0]
-    finally:
-        model.train(was_training)
     return phones.decode(labels)
 
 
@@ -241,12 +238,8 @@ def log_probs(model: nn.Module, recordings: list[Clip], normaliser: F.Normaliser
     """A CTC network's ``ln Pr(k|t)``, ``(T, V)``, for each recording: to decode them several
     ways (:func:`scored`) without running the network again."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return [_log_probs(model, inputs(clip.audio, normaliser, per_utterance).to(device)) for clip in recordings]
-    finally:
-        model.train(was_training)
 
 
 class RealScore(NamedTuple):

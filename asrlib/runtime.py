@@ -25,6 +25,7 @@ corpora at its top, kernels in its ``kernels`` subfolder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -56,6 +57,27 @@ def enabled(name: str) -> bool:
 def progress_bar(*args, disable: bool = False, **kwargs) -> tqdm:
     """``tqdm.auto.tqdm(*args, **kwargs)``, hidden when ``disable`` or ``ASRLIB_PROGRESS=0``."""
     return tqdm(*args, disable=disable or not enabled(PROGRESS_ENV), **kwargs)
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module):
+    """``model`` in evaluation mode inside the block, back in the mode it was in afterwards, also
+    when the block raises: for code that runs a network it was handed, training or not.
+
+    >>> net = torch.nn.Dropout(); net.train()
+    Dropout(p=0.5, inplace=False)
+    >>> with evaluating(net):
+    ...     net.training
+    False
+    >>> net.training
+    True
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def _cache_home() -> Path:

@@ -15,6 +15,7 @@ from torch import nn
 
 from asrlib.ctc import viterbi
 from asrlib.features import HOP_LENGTH
+from asrlib.runtime import evaluating
 from asrlib.transducer import Transducer
 from asrlib.transducer_loss import viterbi as transducer_viterbi
 
@@ -53,17 +54,12 @@ def input_sensitivity(model: nn.Module, x: torch.Tensor, frame: int, k: int, out
         raise ValueError(f"frame must lie in 0..{T - 1}, got {frame}")
     param = next(model.parameters())
     x = x.detach().to(device=param.device, dtype=param.dtype).unsqueeze(0).requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            logits = model(x, torch.tensor([T], device=param.device))[0, frame]
-            if not 0 <= k < logits.shape[-1]:
-                raise ValueError(f"k must lie in 0..{logits.shape[-1] - 1}, got {k}")
-            value = _output(logits, output)[k]
-            (grad,) = torch.autograd.grad(value, x)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.enable_grad():
+        logits = model(x, torch.tensor([T], device=param.device))[0, frame]
+        if not 0 <= k < logits.shape[-1]:
+            raise ValueError(f"k must lie in 0..{logits.shape[-1] - 1}, got {k}")
+        value = _output(logits, output)[k]
+        (grad,) = torch.autograd.grad(value, x)
     return grad[0].cpu()
 
 
@@ -135,34 +131,29 @@ def emission_sensitivities(model: nn.Module, xs: list, targets: list, output: st
     batch = nn.utils.rnn.pad_sequence([x.detach().to(dtype=param.dtype) for x in xs], batch_first=True)
     lens = torch.tensor(Ts, device=device)
     labels = torch.cat([t.long()[s] for t, s in zip(targets, select)]).to(device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            copies = batch[owner].to(device).requires_grad_(True)                   # (R, T_max, F): R = sum U
-            rows = torch.arange(len(owner), device=device)
-            # each utterance's alignment comes from its first copy's outputs: no second forward pass
-            if isinstance(model, Transducer):
-                padded = nn.utils.rnn.pad_sequence([t.long() for t in targets], batch_first=True).to(device)
-                p = model.project_p(model.predict(padded, torch.tensor([len(t) for t in targets], device=device)))
-                l_proj = model.project_l(model.encode(copies, lens[owner.to(device)]))  # (R, T_max, H)
-                with torch.no_grad():
-                    frames = torch.cat([
-                        transducer_viterbi(model.combine(l_proj[first[k], : Ts[k], None], p[k, : len(targets[k]) + 1][None]),
-                                           targets[k].to(device))[0][select[k]]
-                        for k in chosen])
-                index = torch.cat(select).to(device)                                   # label i leaves p_i
-                logits = model.combine(l_proj[rows, frames.to(device)], p[owner.to(device), index])
-            else:
-                all_logits = model(copies, lens[owner.to(device)])
-                with torch.no_grad():
-                    frames = torch.cat([_ctc_emissions(all_logits[first[k], : Ts[k]].log_softmax(-1).float().cpu(),
-                                                       targets[k].cpu())[select[k]] for k in chosen])
-                logits = all_logits[rows, frames.to(device)]
-            y = _output(logits, output)
-            (grad,) = torch.autograd.grad(y[rows, labels].sum(), copies)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.enable_grad():
+        copies = batch[owner].to(device).requires_grad_(True)                   # (R, T_max, F): R = sum U
+        rows = torch.arange(len(owner), device=device)
+        # each utterance's alignment comes from its first copy's outputs: no second forward pass
+        if isinstance(model, Transducer):
+            padded = nn.utils.rnn.pad_sequence([t.long() for t in targets], batch_first=True).to(device)
+            p = model.project_p(model.predict(padded, torch.tensor([len(t) for t in targets], device=device)))
+            l_proj = model.project_l(model.encode(copies, lens[owner.to(device)]))  # (R, T_max, H)
+            with torch.no_grad():
+                frames = torch.cat([
+                    transducer_viterbi(model.combine(l_proj[first[k], : Ts[k], None], p[k, : len(targets[k]) + 1][None]),
+                                       targets[k].to(device))[0][select[k]]
+                    for k in chosen])
+            index = torch.cat(select).to(device)                                   # label i leaves p_i
+            logits = model.combine(l_proj[rows, frames.to(device)], p[owner.to(device), index])
+        else:
+            all_logits = model(copies, lens[owner.to(device)])
+            with torch.no_grad():
+                frames = torch.cat([_ctc_emissions(all_logits[first[k], : Ts[k]].log_softmax(-1).float().cpu(),
+                                                   targets[k].cpu())[select[k]] for k in chosen])
+            logits = all_logits[rows, frames.to(device)]
+        y = _output(logits, output)
+        (grad,) = torch.autograd.grad(y[rows, labels].sum(), copies)
     grad, out, start = grad.cpu(), [], 0
     for T, U in zip(Ts, Us):
         out.append((grad[start:start + U, :T], frames[start:start + U].cpu()))

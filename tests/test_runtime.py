@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import asrlib
-from asrlib.runtime import DEVICE_ENV, get_device, seed_everything
+from asrlib.runtime import DEVICE_ENV, evaluating, get_device, seed_everything
 
 
 def test_version_is_exposed():
@@ -68,3 +68,14 @@ def test_seeding_repeats_every_generator():
 def test_seed_must_be_an_integer():
     with pytest.raises(TypeError, match="seed must be an int"):
         seed_everything(1.5)
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_evaluating_restores_the_mode_it_found_even_on_error(mode):
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout())
+    net.train(mode)
+    with pytest.raises(RuntimeError, match="inside"):
+        with evaluating(net) as same:
+            assert same is net and not net.training and not net[1].training
+            raise RuntimeError("inside")
+    assert net.training == mode and net[1].training == mode

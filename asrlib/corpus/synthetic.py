@@ -137,7 +137,8 @@ def kokoro_speakers(more: bool = False) -> list[Speaker]:
     them; a speaker with the man's voice in its mixture counts as male."""
     from asrlib.corpus.kokoro import KokoroVoice
 
-    mixes, speeds = KOKORO_SPEAKERS + KOKORO_MORE_SPEAKERS * more, KOKORO_SPEEDS + KOKORO_MORE_SPEEDS * more
+    mixes = KOKORO_SPEAKERS + (KOKORO_MORE_SPEAKERS if more else ())
+    speeds = KOKORO_SPEEDS + (KOKORO_MORE_SPEEDS if more else ())
     out = []
     for k, (mix, speed) in enumerate(zip(mixes, speeds)):
         sex = "m" if "jm_kumo" in mix else "f"
