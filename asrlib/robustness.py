@@ -118,6 +118,12 @@ ROBUSTNESS = {
     KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise": dataclasses.replace(
         KOKORO_ROW, augment={**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5},
         start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
+    # and SpecAugment's masks (the single row's: two of up to 8 bands, two of up to 10 frames) on top of that
+    # stage: its control is the stage with noise alone (same start, same schedule)
+    KOKORO_45 + ", three layers, then weight noise, 15-40 dB noise and SpecAugment": dataclasses.replace(
+        KOKORO_ROW, augment={**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5,
+                             "freq_masks": 2, "max_freq": 8, "time_masks": 2, "max_time": 10},
+        start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
     # the paper's best network on it: a transducer whose transcription network is that row's CTC network and whose
     # prediction network is a phone LM trained on the training transcriptions (PreTrans, 0.34 million weights),
     # trained as a transducer for five epochs at the recipe's learning rate, without weight noise: its joint network
@@ -131,6 +137,13 @@ ROBUSTNESS = {
     KOKORO_45 + ", four layers": dataclasses.replace(KOKORO_ROW, model="CTC-4l-64h-nopeep"),
     KOKORO_45 + ", four layers, then weight noise": dataclasses.replace(
         KOKORO_ROW, start=KOKORO_45 + ", four layers", changes=WEIGHT_NOISE_STAGE),
+    # wider instead of deeper: three layers of 76 units (0.41 million weights, the top of the book scale's range, as
+    # the four-layer network), then the stage with weight noise and 15-40 dB noise that was best on the development
+    # clips at 64 units. Its controls are the 64-unit rows with the same names
+    KOKORO_45 + ", three layers of 76 units": dataclasses.replace(KOKORO_ROW, model="CTC-3l-76h-nopeep"),
+    KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise": dataclasses.replace(
+        KOKORO_ROW, augment={**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5},
+        start=KOKORO_45 + ", three layers of 76 units", changes=WEIGHT_NOISE_STAGE),
     # the three-layer weight-noise stage on 900 more sentences from ten more Kokoro speakers (three-voice mixtures,
     # six led by the man's voice; asrlib.corpus.synthetic.KOKORO_MORE_SPEAKERS), 5490 in all: new speakers were
     # the biggest lever so far. Its control is the stage on the 4590 sentences (same start, same schedule)
@@ -153,9 +166,12 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", three layers, then weight noise", KOKORO_45 + ", three layers, then 20 epochs of weight noise",
                 KOKORO_45 + ", three layers, then weight noise σ 0.1",
                 KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise",
+                KOKORO_45 + ", three layers, then weight noise, 15-40 dB noise and SpecAugment",
                 KOKORO_45 + ", three layers, then weight noise, then a pretrained transducer",
                 KOKORO_45 + ", four layers", KOKORO_45 + ", four layers, then weight noise",
-                KOKORO_45 + ", three layers, then weight noise with ten more Kokoro speakers")
+                KOKORO_45 + ", three layers, then weight noise with ten more Kokoro speakers",
+                KOKORO_45 + ", three layers of 76 units",
+                KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise")
 
 
 def row_folder(name: str) -> str:
