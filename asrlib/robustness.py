@@ -57,12 +57,16 @@ class Row:
 # The combined rows leave out the pitch shift, which at first wrecked training even on the synthetic *dev*
 # split (52% PER against 12%): librosa's default phase-vocoder frame, 128 ms at 16 kHz, moved short sounds by
 # up to 37 ms. With 32 ms frames (asrlib.perturb.pitch) its row was trained again; the combined rows were not.
+# SpecAugment's masks as every row with them has them: two bands of up to 8 channels, two stretches of up to 10 frames
+SPEC_AUGMENT = {"freq_masks": 2, "max_freq": 8, "time_masks": 2, "max_time": 10}
 ALL_PIECES = {"speed": 0.1, "vtlp": 0.1, "noise_snr": (5.0, 30.0), "noise_prob": 0.8, "band_prob": 0.3,
-              "eq_db": 6.0, "reverb_prob": 0.3, "freq_masks": 2, "max_freq": 8, "time_masks": 2, "max_time": 10}
+              "eq_db": 6.0, "reverb_prob": 0.3, **SPEC_AUGMENT}
 # chosen after the single rows were scored: cheap on the synthetic dev split, with the two single pieces that
 # helped on the human clips (speed, band limit and EQ); chapter 11 says that this looked at the test clips
 LIGHT_PIECES = {"speed": 0.1, "vtlp": 0.1, "band_prob": 0.3, "eq_db": 6.0}
 WIDE_VTLP = {**LIGHT_PIECES, "vtlp": 0.2}
+# additive noise at mild SNRs on half the sentences, for the weight-noise stages
+WIDE_VTLP_MILD_NOISE = {**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5}
 # the paper's second training stage (section 3.4), for a row that starts from another's weights
 WEIGHT_NOISE_STAGE = {"epochs": 10, "lr": 1e-3, "weight_noise": 0.075, "noise_per": "batch"}
 KOKORO_45 = "a neural voice and Kokoro's, 4.5x the sentences, light augmentation, VTLP ±20%"
@@ -76,7 +80,7 @@ ROBUSTNESS = {
     "noise 5-30 dB SNR": Row("train", {"noise_snr": (5.0, 30.0), "noise_prob": 0.8}),
     "band limit and EQ": Row("train", {"band_prob": 0.3, "eq_db": 6.0}),
     "reverberation": Row("train", {"reverb_prob": 0.3}),
-    "SpecAugment": Row("train", {"freq_masks": 2, "max_freq": 8, "time_masks": 2, "max_time": 10}),
+    "SpecAugment": Row("train", SPEC_AUGMENT),
     "all but pitch": Row("utterance", ALL_PIECES),
     "all but pitch, and a neural voice": Row("utterance", ALL_PIECES, "espeak+neural"),
     "a neural voice, light augmentation": Row("utterance", LIGHT_PIECES, "espeak+neural"),
@@ -116,13 +120,12 @@ ROBUSTNESS = {
     KOKORO_45 + ", three layers, then weight noise σ 0.1": dataclasses.replace(
         KOKORO_ROW, start=KOKORO_45 + ", three layers", changes={**WEIGHT_NOISE_STAGE, "weight_noise": 0.1}),
     KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise": dataclasses.replace(
-        KOKORO_ROW, augment={**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5},
+        KOKORO_ROW, augment=WIDE_VTLP_MILD_NOISE,
         start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
     # and SpecAugment's masks (the single row's: two of up to 8 bands, two of up to 10 frames) on top of that
     # stage: its control is the stage with noise alone (same start, same schedule)
     KOKORO_45 + ", three layers, then weight noise, 15-40 dB noise and SpecAugment": dataclasses.replace(
-        KOKORO_ROW, augment={**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5,
-                             "freq_masks": 2, "max_freq": 8, "time_masks": 2, "max_time": 10},
+        KOKORO_ROW, augment={**WIDE_VTLP_MILD_NOISE, **SPEC_AUGMENT},
         start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
     # the paper's best network on it: a transducer whose transcription network is that row's CTC network and whose
     # prediction network is a phone LM trained on the training transcriptions (PreTrans, 0.34 million weights),
@@ -142,7 +145,7 @@ ROBUSTNESS = {
     # clips at 64 units. Its controls are the 64-unit rows with the same names
     KOKORO_45 + ", three layers of 76 units": dataclasses.replace(KOKORO_ROW, model="CTC-3l-76h-nopeep"),
     KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise": dataclasses.replace(
-        KOKORO_ROW, augment={**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.5},
+        KOKORO_ROW, augment=WIDE_VTLP_MILD_NOISE,
         start=KOKORO_45 + ", three layers of 76 units", changes=WEIGHT_NOISE_STAGE),
     # the three-layer weight-noise stage on 900 more sentences from ten more Kokoro speakers (three-voice mixtures,
     # six led by the man's voice; asrlib.corpus.synthetic.KOKORO_MORE_SPEAKERS), 5490 in all: new speakers were
