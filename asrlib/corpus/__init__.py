@@ -8,12 +8,13 @@
 :mod:`~.neural`,          the optional second voice family: a neural voice trained on a person,
 :mod:`~.neural_phonemes`  with the exact time of every phone (``pip install asrlib[neural]``)
 :mod:`~.kokoro`           the optional third: Kokoro-82M's five voices, four of them women's
+:mod:`~.flite`            the optional fourth: Flite's two voices made from people (the flite program)
 :mod:`~.sentences`        the seeded sentence generator
 :mod:`~.timit`            TIMIT, for readers who hold it
 ========================  ====================================================================
 
 Each of the others imports :mod:`~.store`, never one another (``synthetic`` uses ``synth``,
-``sentences``, ``neural`` and ``kokoro``, its own parts; ``neural`` and ``kokoro`` use
+``sentences``, ``neural``, ``kokoro`` and ``flite``, its own parts; ``neural`` and ``kokoro`` use
 ``neural_phonemes``, and espeak-ng through ``synth``).
 """
 
