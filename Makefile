@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # cell, past what ZeroMQ keeps: nbval then waits for messages that never come).
 export ASRLIB_PROGRESS := 0
 
-.PHONY: install book test unit nbval book-strict browser-check chromium flite notebooks bench clean
+.PHONY: install book test unit nbval book-strict browser-check chromium synthesisers notebooks bench clean
 
 install: $(STAMP)
 
@@ -46,7 +46,7 @@ book: $(STAMP) $(VENDOR)
 ## make test: everything CI checks
 test: unit nbval book-strict browser-check
 
-unit: $(STAMP) $(VENDOR) chromium flite
+unit: $(STAMP) $(VENDOR) chromium synthesisers
 	$(BIN)/python -m pytest --doctest-modules asrlib tests --ignore=tests/benchmarks $(PYTEST_ARGS)
 
 # nbval runs every notebook once; tests/nbval_plugin.py keeps each fully passed notebook, executed,
@@ -74,12 +74,15 @@ chromium:
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "no Chromium and no way to install it here: the browser check will only read links and images"
 
-# Debian's flite for the corpus's Flite voice family (asrlib.corpus.flite), installed where apt-get can; elsewhere its
-# tests are skipped and the corpus that asks for it says how to install it.
-flite:
-	@command -v flite >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flite >/dev/null; } \
-		|| echo "no flite and no way to install it here: the Flite voice family's tests are skipped"
+# Debian's flite, festival and festival's ked voice for the corpus's Flite and Festival voice families
+# (asrlib.corpus.flite, asrlib.corpus.festival), installed where apt-get can; elsewhere their tests are skipped and the
+# corpus that asks for them says how to install them.
+SYNTHESISERS := flite festival festvox-kdlpc16k
+synthesisers:
+	@{ command -v flite && command -v festival && [ -d /usr/share/festival/voices/english/ked_diphone ]; } >/dev/null 2>&1 \
+		|| { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYNTHESISERS) >/dev/null; } \
+		|| echo "no $(SYNTHESISERS) and no way to install them here: the Flite and Festival voices' tests are skipped"
 
 ## make notebooks: strip outputs and write the canonical set-up cell into every notebook
 notebooks: $(STAMP)

@@ -71,6 +71,7 @@ WIDE_VTLP_MILD_NOISE = {**WIDE_VTLP, "noise_snr": (15.0, 40.0), "noise_prob": 0.
 WEIGHT_NOISE_STAGE = {"epochs": 10, "lr": 1e-3, "weight_noise": 0.075, "noise_per": "batch"}
 KOKORO_45 = "a neural voice and Kokoro's, 4.5x the sentences, light augmentation, VTLP ±20%"
 FLITE_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's voices"
+FESTIVAL_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's and Festival's voices"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
 ROBUSTNESS = {
     "none": Row("train"),
@@ -158,6 +159,11 @@ ROBUSTNESS = {
     # own convention (CMUdict's). Its control is the stage on the 4590 sentences (same start, same schedule)
     FLITE_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite", augment=WIDE_VTLP_MILD_NOISE,
                                      start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
+    # and 540 more in Festival's diphone voice ked, a third man (four speaking rates; asrlib.corpus.festival), 6210
+    # in all. Its control is the Flite stage
+    FESTIVAL_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+festival",
+                                        augment=WIDE_VTLP_MILD_NOISE, start=KOKORO_45 + ", three layers",
+                                        changes=WEIGHT_NOISE_STAGE),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -180,7 +186,8 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", four layers", KOKORO_45 + ", four layers, then weight noise",
                 KOKORO_45 + ", three layers, then weight noise with ten more Kokoro speakers",
                 KOKORO_45 + ", three layers of 76 units",
-                KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE)
+                KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE,
+                FESTIVAL_STAGE)
 
 
 def row_folder(name: str) -> str:

@@ -12,7 +12,7 @@ from asrlib.phones import ESPEAK_TO_39, TIMIT_TO_39, PhoneSet
 from asrlib.realspeech import fold_arpabet, pronounce
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None,
-                                 reason="the flite program is not installed (make install installs it as root)")
+                                 reason="the flite program is not installed (make test installs it as root)")
 SENTENCES = ("Her car is parked near the north door.", "The quick brown fox jumps over the lazy dog.")
 
 

@@ -62,12 +62,13 @@ def flite_program() -> str:
     path = shutil.which("flite")
     if path is None:
         raise CorpusError("the Flite voice family needs the flite program: 'apt-get install flite' (Debian, Ubuntu, "
-                          "Colab) or 'brew install flite'; `make install` installs it where it can")
+                          "Colab) or 'brew install flite'; `make test` installs it where it can")
     return path
 
 
 def parse_segments(printed: str, where: str = "") -> list[tuple[float, str]]:
-    """Flite's ``-psdur`` output (``phone:end_seconds`` separated by spaces) as (end, phone) pairs.
+    """Flite's ``-psdur`` output (``phone:end_seconds`` separated by spaces; Festival's, as
+    :mod:`asrlib.corpus.festival` asks for it, too) as (end, phone) pairs.
 
     >>> parse_segments("pau:0.119 hh:0.262 iy:0.334 pau:0.5")
     [(0.119, 'pau'), (0.262, 'hh'), (0.334, 'iy'), (0.5, 'pau')]
@@ -76,7 +77,7 @@ def parse_segments(printed: str, where: str = "") -> list[tuple[float, str]]:
     for item in printed.split():
         phone, _, end = item.rpartition(":")
         if not phone:
-            raise CorpusError(f"flite printed {item!r}{' for ' + where if where else ''}; expected phone:end")
+            raise CorpusError(f"the synthesiser printed {item!r}{' for ' + where if where else ''}; expected phone:end")
         out.append((float(end), phone))
     return out
 
@@ -84,30 +85,51 @@ def parse_segments(printed: str, where: str = "") -> list[tuple[float, str]]:
 def synthesise(text: str, voice: FliteVoice = FliteVoice("rms")) -> dict:
     """``text`` in one Flite voice: 16 kHz float ``audio`` and ``segments`` (start, end, label) in
     samples that tile it, labels in the corpus's espeak set (pauses at both ends ``h#``)."""
-    import soundfile
-
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "out.wav"
-        run = subprocess.run([flite_program(), "-voice", voice.voice, "--setf", f"duration_stretch={voice.stretch}",
-                              "--setf", f"int_f0_target_mean={voice.f0}", "-psdur", "-t", text, "-o", str(wav)],
-                             capture_output=True, text=True)
-        if run.returncode != 0 or not wav.exists():
-            raise CorpusError(f"flite failed on {text!r} ({voice.name}): {run.stderr.strip() or run.returncode}")
-        audio, rate = soundfile.read(wav, dtype="float32")
+        printed = run_program([flite_program(), "-voice", voice.voice, "--setf", f"duration_stretch={voice.stretch}",
+                               "--setf", f"int_f0_target_mean={voice.f0}", "-psdur", "-t", text, "-o", str(wav)],
+                              wav, f"flite on {text!r} ({voice.name})")
+        audio = read_wav(wav, f"flite's {voice.name}")
+    return {"audio": audio, "segments": tile(parse_segments(printed, text), len(audio), f"{text!r} ({voice.name})"),
+            "text": text}
+
+
+def run_program(command: list[str], wav: Path, what: str) -> str:
+    """Run a synthesiser that writes ``wav``; its standard output, or a clear error."""
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0 or not wav.exists():
+        raise CorpusError(f"{what} failed: {run.stderr.strip() or run.returncode}")
+    return run.stdout
+
+
+def read_wav(wav: Path, what: str) -> np.ndarray:
+    import soundfile
+
+    audio, rate = soundfile.read(wav, dtype="float32")
     if rate != FLITE_SAMPLE_RATE:
-        raise CorpusError(f"flite wrote {rate} Hz audio for {voice.name}; expected {FLITE_SAMPLE_RATE}")
-    ends = parse_segments(run.stdout, f"{text!r} ({voice.name})")
+        raise CorpusError(f"{what} wrote {rate} Hz audio; expected {FLITE_SAMPLE_RATE}")
+    return audio
+
+
+def tile(ends: list[tuple[float, str]], num_samples: int, where: str) -> list[tuple[int, int, str]]:
+    """(end seconds, CMU phone) pairs as segments (start, end, corpus label) in samples that tile
+    ``num_samples``: the last ends with the audio, pauses at both ends are ``h#``.
+
+    >>> tile([(0.1, "pau"), (0.2, "hh"), (0.3, "iy"), (0.4, "pau")], 6400, "a test")
+    [(0, 1600, 'h#'), (1600, 3200, 'h'), (3200, 4800, 'i:'), (4800, 6400, 'h#')]
+    """
     segments, start = [], 0
     for k, (end, phone) in enumerate(ends):
         if phone not in FLITE_TO_ESPEAK:
-            raise UnknownPhoneError(f"unknown flite phone {phone!r} in {text!r}; add it to "
+            raise UnknownPhoneError(f"unknown phone {phone!r} in {where}; add it to "
                                     "asrlib.corpus.flite.FLITE_TO_ESPEAK with the espeak label of its scoring class")
-        stop = len(audio) if k == len(ends) - 1 else min(round(end * FLITE_SAMPLE_RATE), len(audio))
+        stop = num_samples if k == len(ends) - 1 else min(round(end * FLITE_SAMPLE_RATE), num_samples)
         label = FLITE_TO_ESPEAK[phone]
         label = "h#" if label == "pau" and k in (0, len(ends) - 1) else label
         if stop > start:
             segments.append((start, stop, label))
             start = stop
     if not segments:
-        raise CorpusError(f"flite produced no phones for {text!r} ({voice.name})")
-    return {"audio": audio, "segments": segments, "text": text}
+        raise CorpusError(f"no phones for {where}")
+    return segments

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asrlib.corpus.store import CorpusError
+from asrlib.phones import normalise_espeak
+
 ESPEAK_SAMPLE_RATE = 22_050
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -159,3 +162,25 @@ def in_fork(fn, *args, what: str):
     if kind == "error":
         raise SynthesisError(result)
     return result
+
+
+def segments(events: list[tuple[int, str]], num_samples: int, where: str) -> list[tuple[int, int, str]]:
+    """Phoneme events (start sample, symbol) to segments (start, end, fine label) that tile the
+    audio: the span before the first phone is ``h#``, empty phones are dropped, pauses at the
+    ends become ``h#`` and neighbouring silences merge."""
+    events = sorted(events, key=lambda e: e[0])
+    starts = [min(max(s, 0), num_samples) for s, _ in events]
+    ends = starts[1:] + [num_samples]
+    segs = [(0, starts[0], "h#")] if starts and starts[0] > 0 else []
+    segs += [(s, e, normalise_espeak(sym, where)) for (s, e), (_, sym) in zip(zip(starts, ends), events) if e > s]
+    if not segs:
+        raise CorpusError(f"{where}: the synthesiser produced no phones")
+    segs = [(s, e, "h#" if p == "pau" and (i == 0 or i == len(segs) - 1) else p) for i, (s, e, p) in enumerate(segs)]
+    merged = [segs[0]]
+    for s, e, p in segs[1:]:
+        ps, _, pp = merged[-1]
+        if p == pp and p in ("h#", "pau"):
+            merged[-1] = (ps, e, p)
+        else:
+            merged.append((s, e, p))
+    return merged

@@ -30,15 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from asrlib import features as F
-from asrlib.corpus import flite
+from asrlib.corpus import festival, flite
+from asrlib.corpus.festival import FestivalVoice
 from asrlib.corpus.flite import FliteVoice
 from asrlib.corpus.sentences import sentence
 from asrlib.corpus.store import (
     FORMAT_VERSION, Corpus, CorpusError, finish_corpus, finish_recording, read_manifest, read_utterance, run_jobs,
     utterance_path, write_manifest, write_utterance,
 )
-from asrlib.corpus.synth import ESPEAK_SAMPLE_RATE, Voice, synthesise
-from asrlib.phones import normalise_espeak
+from asrlib.corpus.synth import ESPEAK_SAMPLE_RATE, Voice, segments, synthesise
 from asrlib.runtime import data_dir
 
 # The 8 accents, in the role of TIMIT's dialect regions DR1..DR8.
@@ -49,7 +49,8 @@ MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
 FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 MALES_PER_REGION, FEMALES_PER_REGION = 5, 3
 SIZES = {"ci": 10, "full": 80}   # utterances per speaker
-VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro", "espeak+neural+kokoro20", "espeak+neural+kokoro+flite")
+VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro", "espeak+neural+kokoro20", "espeak+neural+kokoro+flite",
+          "espeak+neural+kokoro+flite+festival")
 # The optional second voice family (asrlib.corpus.neural): one neural voice trained on a human
 # speaker, as 8 training speakers that differ in speaking rate (Piper's length_scale) and in the
 # model's two noise scales, each speaking 3 times as many sentences as an espeak speaker.
@@ -76,6 +77,8 @@ KOKORO_PER_SPEAKER = 3
 FLITE_SPEAKERS = (("rms", 0.9, 100.0), ("rms", 1.0, 120.0), ("rms", 1.1, 95.0), ("rms", 1.2, 135.0),
                   ("kal16", 0.9, 115.0), ("kal16", 1.0, 95.0), ("kal16", 1.1, 130.0), ("kal16", 1.2, 105.0))
 FLITE_PER_SPEAKER = 3
+# The fifth (asrlib.corpus.festival): Festival's diphone voice ked (a third man) at four rates, 3x as many sentences.
+FESTIVAL_STRETCHES, FESTIVAL_PER_SPEAKER = (0.9, 1.0, 1.1, 1.2), 3
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,11 @@ def flite_speakers() -> list[Speaker]:
     return [Speaker(f"fl-m{k + 1}", 0, "m", "train", FliteVoice(*spec)) for k, spec in enumerate(FLITE_SPEAKERS)]
 
 
+def festival_speakers() -> list[Speaker]:
+    """The training speakers of the Festival voice family (region 0, all in the training split)."""
+    return [Speaker(f"fs-m{k + 1}", 0, "m", "train", FestivalVoice("ked", s)) for k, s in enumerate(FESTIVAL_STRETCHES)]
+
+
 def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[UtteranceSpec]:
     """Every utterance of a corpus size, in a fixed order. ``size`` is a name of
     :data:`SIZES` or a number of utterances per speaker."""
@@ -171,8 +179,10 @@ def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[Utte
     if "+kokoro" in voices:
         everyone += [(spk, (KOKORO_PER_SPEAKER if k < len(KOKORO_SPEAKERS) else KOKORO_MORE_PER_SPEAKER) * per_speaker)
                      for k, spk in enumerate(kokoro_speakers(voices.endswith("20")))]
-    if voices.endswith("+flite"):
+    if "+flite" in voices:
         everyone += [(spk, FLITE_PER_SPEAKER * per_speaker) for spk in flite_speakers()]
+    if voices.endswith("+festival"):
+        everyone += [(spk, FESTIVAL_PER_SPEAKER * per_speaker) for spk in festival_speakers()]
     for spk, count in everyone:
         for k in range(count):
             utt_id = f"{spk.id}-s{k:03d}"
@@ -195,28 +205,6 @@ def _per_speaker(size: str | int) -> int:
 # one utterance: synthesis and segmentation
 
 
-def _segments(events: list[tuple[int, str]], num_samples: int, where: str) -> list[tuple[int, int, str]]:
-    """Phoneme events (start sample, symbol) to segments (start, end, fine label) that tile the
-    audio: the span before the first phone is ``h#``, empty phones are dropped, pauses at the
-    ends become ``h#`` and neighbouring silences merge."""
-    events = sorted(events, key=lambda e: e[0])
-    starts = [min(max(s, 0), num_samples) for s, _ in events]
-    ends = starts[1:] + [num_samples]
-    segs = [(0, starts[0], "h#")] if starts and starts[0] > 0 else []
-    segs += [(s, e, normalise_espeak(sym, where)) for (s, e), (_, sym) in zip(zip(starts, ends), events) if e > s]
-    if not segs:
-        raise CorpusError(f"{where}: the synthesiser produced no phones")
-    segs = [(s, e, "h#" if p == "pau" and (i == 0 or i == len(segs) - 1) else p) for i, (s, e, p) in enumerate(segs)]
-    merged = [segs[0]]
-    for s, e, p in segs[1:]:
-        ps, _, pp = merged[-1]
-        if p == pp and p in ("h#", "pau"):
-            merged[-1] = (ps, e, p)
-        else:
-            merged.append((s, e, p))
-    return merged
-
-
 def _render(spec: UtteranceSpec) -> dict:
     """Synthesise one utterance and give it TIMIT's shape: 16 kHz int16 audio with silence at
     both ends, and phone segments in samples."""
@@ -227,8 +215,9 @@ def _render(spec: UtteranceSpec) -> dict:
         result = neural.synthesise(spec.text, voice.length_scale, voice.noise_scale, voice.noise_w, spec.seed)
         return finish_recording(result["audio"], neural.PIPER_SAMPLE_RATE, result["segments"], spec.seed, spec.text,
                                 spec.speaker.id)
-    if isinstance(spec.speaker.voice, FliteVoice):  # the optional fourth voice family (needs the flite program)
-        result = flite.synthesise(spec.text, spec.speaker.voice)
+    if isinstance(spec.speaker.voice, (FliteVoice, FestivalVoice)):  # the optional fourth and fifth (programs)
+        family = flite if isinstance(spec.speaker.voice, FliteVoice) else festival
+        result = family.synthesise(spec.text, spec.speaker.voice)
         return finish_recording(result["audio"], flite.FLITE_SAMPLE_RATE, result["segments"], spec.seed, spec.text,
                                 spec.speaker.id)
     if not isinstance(spec.speaker.voice, Voice):
@@ -238,7 +227,7 @@ def _render(spec: UtteranceSpec) -> dict:
         return finish_recording(result["audio"], kokoro.KOKORO_SAMPLE_RATE, result["segments"], spec.seed, spec.text,
                                 spec.speaker.id)
     audio22, events = synthesise(spec.text, spec.speaker.voice, spec.seed)
-    segs = _segments(events, len(audio22), spec.id)
+    segs = segments(events, len(audio22), spec.id)
     return finish_recording(F.pcm_to_float(audio22), ESPEAK_SAMPLE_RATE, segs, spec.seed, spec.text, spec.speaker.id)
 
 
@@ -291,7 +280,8 @@ def build_corpus(
         (:mod:`asrlib.corpus.kokoro`, the same extra), or ``"espeak+neural+kokoro20"``: with ten
         more Kokoro speakers (:data:`KOKORO_MORE_SPEAKERS`), or ``"espeak+neural+kokoro+flite"``: the
         Kokoro corpus plus the speakers of Flite's voices (:mod:`asrlib.corpus.flite`, which needs the
-        ``flite`` program). The espeak utterances are shared; the
+        ``flite`` program), or ``"espeak+neural+kokoro+flite+festival"``: those plus Festival's voice
+        (:mod:`asrlib.corpus.festival`). The espeak utterances are shared; the
         development and test splits are the same.
     """
     specs = utterance_specs(size, voices)
@@ -331,10 +321,11 @@ def build_corpus(
         speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "kokoro",
                            "variant": "+".join(s.voice.mix), "speed": s.voice.speed}
                           for s in kokoro_speakers(voices.endswith("20"))]
-    if voices.endswith("+flite"):
-        speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "flite",
-                           "variant": s.voice.voice, "stretch": s.voice.stretch, "f0": s.voice.f0}
-                          for s in flite_speakers()]
+    for family, members in (("flite", flite_speakers() if "+flite" in voices else []),
+                            ("festival", festival_speakers() if voices.endswith("+festival") else [])):
+        speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": family,
+                           "variant": s.voice.voice, "stretch": s.voice.stretch, **({"f0": s.voice.f0} if family == "flite" else {})}
+                          for s in members]
     corpus = finish_corpus(
         folder, f"synthetic-{label}", "espeak", [{"id": s.id, "split": s.speaker.split} for s in specs],
         speakers_meta, {"size": label, "build_seconds": round(time.perf_counter() - start, 1), "synthesised": len(todo)},

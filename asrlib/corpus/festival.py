@@ -1,0 +1,87 @@
+"""Speech from Festival's diphone voice ``ked``, with its phones and their end times.
+
+Festival (the University of Edinburgh's synthesiser, the Debian/Ubuntu packages ``festival`` and
+``festvox-kdlpc16k``) joins diphones cut from one US man's recorded speech: a third man made from
+people beside Flite's two (:mod:`asrlib.corpus.flite`), and another way of making speech from
+recordings. A small Scheme script per sentence synthesises it, writes the waveform and prints
+every segment as ``phone:end_seconds``. The phones are CMU's US English set, written as the
+corpus's espeak labels through :data:`asrlib.corpus.flite.FLITE_TO_ESPEAK`. One convention is
+Festival's own: its lexicon writes an r-coloured vowel as ``er r`` (*bird* is b er r d), where CMUdict
+and the human references have ``er``; :func:`merge_er_r` makes the pair one ``er``. Deterministic.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from asrlib.corpus.flite import parse_segments, read_wav, run_program, tile
+from asrlib.corpus.store import CorpusError
+
+VOICES = ("ked",)  # festvox-kdlpc16k; its kal voice is the person of Flite's kal16
+
+
+@dataclass(frozen=True)
+class FestivalVoice:
+    """A speaker of the Festival voice family: a voice of :data:`VOICES` at a speaking rate
+    (``stretch`` > 1 is slower)."""
+
+    voice: str = "ked"
+    stretch: float = 1.0
+
+    def __post_init__(self):
+        if self.voice not in VOICES:
+            raise ValueError(f"unknown festival voice {self.voice!r}; expected one of {VOICES}")
+
+    @property
+    def name(self) -> str:
+        return f"festival-{self.voice} x{1 / self.stretch:.2f}"
+
+
+def festival_program() -> str:
+    """The path of the ``festival`` program, or a clear error saying how to install it."""
+    path = shutil.which("festival")
+    if path is None:
+        raise CorpusError("the Festival voice family needs the festival program and its ked voice: 'apt-get install "
+                          "festival festvox-kdlpc16k' (Debian, Ubuntu, Colab); `make test` installs them where it can")
+    return path
+
+
+def merge_er_r(ends: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """Festival's ``er r`` as one ``er`` that lasts until the ``r`` ends.
+
+    >>> merge_er_r([(0.1, "b"), (0.2, "er"), (0.25, "r"), (0.3, "d"), (0.4, "r")])
+    [(0.1, 'b'), (0.25, 'er'), (0.3, 'd'), (0.4, 'r')]
+    """
+    out, k = [], 0
+    while k < len(ends):
+        if ends[k][1] == "er" and k + 1 < len(ends) and ends[k + 1][1] == "r":
+            out.append((ends[k + 1][0], "er"))
+            k += 2
+        else:
+            out.append(ends[k])
+            k += 1
+    return out
+
+
+def script(text: str, voice: FestivalVoice, wav: Path) -> str:
+    """The Scheme that synthesises ``text`` into ``wav`` and prints its segments."""
+    quoted = text.replace("\\", " ").replace('"', " ")
+    return (f"(voice_{voice.voice}_diphone)\n(Parameter.set 'Duration_Stretch {voice.stretch})\n"
+            f'(set! utt (utt.synth (Utterance Text "{quoted}")))\n(utt.save.wave utt "{wav}" \'riff)\n'
+            '(mapcar (lambda (s) (format t "%s:%f " (item.name s) (item.feat s "end"))) '
+            "(utt.relation.items utt 'Segment))\n")
+
+
+def synthesise(text: str, voice: FestivalVoice = FestivalVoice()) -> dict:
+    """``text`` in one Festival voice: 16 kHz float ``audio`` and ``segments`` (start, end, label)
+    in samples that tile it, labels in the corpus's espeak set (pauses at both ends ``h#``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav, scheme = Path(tmp) / "out.wav", Path(tmp) / "say.scm"
+        scheme.write_text(script(text, voice, wav))
+        printed = run_program([festival_program(), "--batch", str(scheme)], wav, f"festival on {text!r} ({voice.name})")
+        audio = read_wav(wav, f"festival's {voice.name}")
+    ends = merge_er_r(parse_segments(printed, text))
+    return {"audio": audio, "segments": tile(ends, len(audio), f"{text!r} ({voice.name})"), "text": text}
