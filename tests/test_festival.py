@@ -13,12 +13,11 @@ from asrlib.realspeech import fold_arpabet, pronounce
 
 
 def _has_voice() -> bool:
-    import subprocess
-
-    if shutil.which("festival") is None:
+    try:
+        festival.festival_program()
+    except CorpusError:
         return False
-    run = subprocess.run(["festival", "--batch", "(voice_ked_diphone)"], capture_output=True, text=True)
-    return run.returncode == 0 and "not" not in run.stderr.lower()
+    return True
 
 
 needs_festival = pytest.mark.skipif(not _has_voice(), reason="festival and its ked voice are not installed "
@@ -65,8 +64,16 @@ def test_unknown_voices_and_a_missing_program_are_named(monkeypatch):
     with pytest.raises(ValueError, match="unknown festival voice 'slt'"):
         festival.FestivalVoice("slt")
     monkeypatch.setattr(festival.shutil, "which", lambda name: None)
+    festival.festival_program.cache_clear()
     with pytest.raises(CorpusError, match="apt-get install festival festvox-kdlpc16k"):
         festival.synthesise("hello")
+    monkeypatch.undo()
+    festival.festival_program.cache_clear()
+    monkeypatch.setattr(festival, "VOICES", ("nosuch",))  # a voice festival cannot load
+    if shutil.which("festival"):
+        with pytest.raises(CorpusError, match="and its ked voice"):
+            festival.festival_program()
+    festival.festival_program.cache_clear()
 
 
 def test_quotes_cannot_break_the_script():

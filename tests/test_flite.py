@@ -60,10 +60,18 @@ def test_the_test_clips_speakers_and_unknown_voices_are_refused():
             flite.FliteVoice(name)
 
 
-def test_a_missing_program_says_how_to_install_it(monkeypatch):
+def test_a_missing_program_or_voice_says_so(monkeypatch):
     monkeypatch.setattr(flite.shutil, "which", lambda name: None)
+    flite.flite_program.cache_clear()
     with pytest.raises(CorpusError, match="apt-get install flite"):
         flite.synthesise("hello")
+    monkeypatch.undo()
+    flite.flite_program.cache_clear()
+    if shutil.which("flite"):  # flite itself would speak with its default voice
+        monkeypatch.setattr(flite, "VOICES", ("rms", "nosuch"))
+        with pytest.raises(CorpusError, match=r"lacks the voices \['nosuch'\]"):
+            flite.flite_program()
+    flite.flite_program.cache_clear()
 
 
 def test_unreadable_output_is_named():

@@ -1,9 +1,9 @@
 """Speech from Festival's diphone voice ``ked``, with its phones and their end times.
 
 Festival (the University of Edinburgh's synthesiser, the Debian/Ubuntu packages ``festival`` and
-``festvox-kdlpc16k``) joins diphones cut from one US man's recorded speech: a third man made from
-people beside Flite's two (:mod:`asrlib.corpus.flite`), and another way of making speech from
-recordings. A small Scheme script per sentence synthesises it, writes the waveform and prints
+``festvox-kdlpc16k``) joins diphones cut from one US man's recorded speech: one more man's voice
+made from recordings, a second diphone voice beside Flite's kal16 (:mod:`asrlib.corpus.flite`) with
+Festival's own text analysis and prosody. A small Scheme script per sentence synthesises it, writes the waveform and prints
 every segment as ``phone:end_seconds``. The phones are CMU's US English set, written as the
 corpus's espeak labels through :data:`asrlib.corpus.flite.FLITE_TO_ESPEAK`. One convention is
 Festival's own: its lexicon writes an r-coloured vowel as ``er r`` (*bird* is b er r d), where CMUdict
@@ -13,14 +13,16 @@ and the human references have ``er``; :func:`merge_er_r` makes the pair one ``er
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from asrlib.corpus.flite import parse_segments, read_wav, run_program, tile
 from asrlib.corpus.store import CorpusError
 
-VOICES = ("ked",)  # festvox-kdlpc16k; its kal voice is the person of Flite's kal16
+VOICES = ("ked",)  # festvox-kdlpc16k; Festival's kal voice (festvox-kallpc16k) is left out: Flite's kal16 is that man
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,13 @@ class FestivalVoice:
         return f"festival-{self.voice} x{1 / self.stretch:.2f}"
 
 
+@lru_cache(maxsize=1)
 def festival_program() -> str:
-    """The path of the ``festival`` program, or a clear error saying how to install it."""
+    """The path of the ``festival`` program, or a clear error saying how to install it and the voices."""
     path = shutil.which("festival")
-    if path is None:
+    loads = path is not None and all(  # festival exits 255 on an unknown voice
+        subprocess.run([path, "--batch", f"(voice_{v}_diphone)"], capture_output=True).returncode == 0 for v in VOICES)
+    if not loads:
         raise CorpusError("the Festival voice family needs the festival program and its ked voice: 'apt-get install "
                           "festival festvox-kdlpc16k' (Debian, Ubuntu, Colab); `make test` installs them where it can")
     return path
@@ -82,6 +87,6 @@ def synthesise(text: str, voice: FestivalVoice = FestivalVoice()) -> dict:
         wav, scheme = Path(tmp) / "out.wav", Path(tmp) / "say.scm"
         scheme.write_text(script(text, voice, wav))
         printed = run_program([festival_program(), "--batch", str(scheme)], wav, f"festival on {text!r} ({voice.name})")
-        audio = read_wav(wav, f"festival's {voice.name}")
+        audio = read_wav(wav, voice.name)
     ends = merge_er_r(parse_segments(printed, text))
     return {"audio": audio, "segments": tile(ends, len(audio), f"{text!r} ({voice.name})"), "text": text}

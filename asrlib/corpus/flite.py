@@ -1,11 +1,13 @@
 """Speech from Flite's voices built from people, with flite's own phones and their end times.
 
 Flite (CMU's small synthesiser, the Debian/Ubuntu package ``flite``) ships voices made from
-recordings of people: ``rms`` (a statistical parametric, clustergen, voice trained on the CMU
-ARCTIC recordings of a US man) and ``kal16`` (a diphone voice: pieces of one US man's recorded
-speech, joined). Both differ from espeak's formant synthesis and from the neural voices of
-:mod:`asrlib.corpus.neural` and :mod:`asrlib.corpus.kokoro`. The ARCTIC voices of the two ARCTIC
-speakers among the human test clips (``slt``, ``awb``) are never used.
+recordings of people: ``rms`` (a statistical parametric voice, built with CMU's Clustergen: a model
+that predicts a spectral envelope and a pitch frame by frame, which a vocoder turns into sound,
+trained on a US man's CMU ARCTIC recordings) and ``kal16`` (a diphone voice: recorded snippets from
+the middle of one phone to the middle of the next, of another US man, joined and bent to the
+wanted length and pitch). Both differ from espeak's formant synthesis and from the neural voices of
+:mod:`asrlib.corpus.neural` and :mod:`asrlib.corpus.kokoro`. Flite's voices of slt and awb, the two
+ARCTIC speakers among the human test clips, are never used.
 
 Flite prints every segment with its end time (``-psdur``); its phones are the ARPAbet of its
 CMUdict-based lexicon, the convention of the human clips' references (``car`` is ``k aa r``,
@@ -20,6 +22,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +60,18 @@ class FliteVoice:
         return f"flite-{self.voice} x{1 / self.stretch:.2f} {self.f0:.0f} Hz"
 
 
+@lru_cache(maxsize=1)
 def flite_program() -> str:
-    """The path of the ``flite`` program, or a clear error saying how to install it."""
+    """The path of the ``flite`` program, or a clear error saying how to install it (or that it
+    lacks a voice of :data:`VOICES`: flite would quietly speak with its default voice instead)."""
     path = shutil.which("flite")
     if path is None:
         raise CorpusError("the Flite voice family needs the flite program: 'apt-get install flite' (Debian, Ubuntu, "
                           "Colab) or 'brew install flite'; `make test` installs it where it can")
+    listed = subprocess.run([path, "-lv"], capture_output=True, text=True).stdout.split()
+    missing = [v for v in VOICES if v not in listed]
+    if missing:
+        raise CorpusError(f"the installed flite ({path}) lacks the voices {missing}; it has {listed[2:]}")
     return path
 
 
@@ -90,7 +99,7 @@ def synthesise(text: str, voice: FliteVoice = FliteVoice("rms")) -> dict:
         printed = run_program([flite_program(), "-voice", voice.voice, "--setf", f"duration_stretch={voice.stretch}",
                                "--setf", f"int_f0_target_mean={voice.f0}", "-psdur", "-t", text, "-o", str(wav)],
                               wav, f"flite on {text!r} ({voice.name})")
-        audio = read_wav(wav, f"flite's {voice.name}")
+        audio = read_wav(wav, voice.name)
     return {"audio": audio, "segments": tile(parse_segments(printed, text), len(audio), f"{text!r} ({voice.name})"),
             "text": text}
 
