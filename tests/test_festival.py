@@ -8,8 +8,7 @@ import pytest
 
 from asrlib.corpus import festival, synthetic
 from asrlib.corpus.store import CorpusError
-from asrlib.phones import PhoneSet
-from asrlib.realspeech import fold_arpabet, pronounce
+from tests.test_flite import SENTENCES, assert_dictionary_labels_that_tile
 
 
 def _has_voice() -> bool:
@@ -22,28 +21,18 @@ def _has_voice() -> bool:
 
 needs_festival = pytest.mark.skipif(not _has_voice(), reason="festival and its ked voice are not installed "
                                                              "(make test installs them as root)")
-SENTENCES = ("Her car is parked near the north door.", "The quick brown fox jumps over the lazy dog.")
 
 
 @needs_festival
 @pytest.mark.parametrize("text", SENTENCES)
 def test_phones_are_cmudicts_and_tile_the_audio(text):
-    result = festival.synthesise(text, festival.FestivalVoice("ked", 1.1))
-    segments = result["segments"]
-    assert segments[0][0] == 0 and segments[-1][1] == len(result["audio"])
-    assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(segments, segments[1:]))
-    assert segments[0][2] == "h#" and segments[-1][2] == "h#"
-    heard = [c for c in PhoneSet("espeak").fold([s[2] for s in segments]) if c != "sil"]
-    assert heard == [c for c in fold_arpabet(pronounce(text)) if c != "sil"]
+    assert_dictionary_labels_that_tile(festival.synthesise(text, festival.FestivalVoice("ked", 1.1)), text)
 
 
 @needs_festival
 def test_its_er_r_is_the_dictionarys_er():
     """'Her' and 'word' are hh er and w er d in CMUdict; Festival's lexicon writes er r."""
-    text = "Her word first."
-    labels = [s[2] for s in festival.synthesise(text)["segments"]]
-    heard = [c for c in PhoneSet("espeak").fold(labels) if c != "sil"]
-    assert heard == [c for c in fold_arpabet(pronounce(text)) if c != "sil"]
+    assert_dictionary_labels_that_tile(festival.synthesise("Her word first."), "Her word first.")
 
 
 def test_merge_er_r_keeps_a_second_r():

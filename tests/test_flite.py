@@ -29,7 +29,12 @@ def test_every_flite_phone_is_a_corpus_label_of_its_timit_class():
 def test_phones_are_cmudicts_and_tile_the_audio(text, voice):
     """The labels, folded, are CMUdict's pronunciation of the words (the human clips' convention:
     'car' is k aa r), and the segments cover the audio end to end, silence at both ends."""
-    result = flite.synthesise(text, flite.FliteVoice(voice))
+    assert_dictionary_labels_that_tile(flite.synthesise(text, flite.FliteVoice(voice)), text)
+
+
+def assert_dictionary_labels_that_tile(result: dict, text: str) -> None:
+    """A synthesiser's record (Flite's or Festival's) of ``text``: segments that tile the audio with
+    silence at both ends, and labels that fold to CMUdict's pronunciation of the words."""
     segments = result["segments"]
     assert segments[0][0] == 0 and segments[-1][1] == len(result["audio"])
     assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(segments, segments[1:]))
