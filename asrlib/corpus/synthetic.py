@@ -77,7 +77,7 @@ KOKORO_PER_SPEAKER = 3
 FLITE_SPEAKERS = (("rms", 0.9, 100.0), ("rms", 1.0, 120.0), ("rms", 1.1, 95.0), ("rms", 1.2, 135.0),
                   ("kal16", 0.9, 115.0), ("kal16", 1.0, 95.0), ("kal16", 1.1, 130.0), ("kal16", 1.2, 105.0))
 FLITE_PER_SPEAKER = 3
-# The fifth (asrlib.corpus.festival): Festival's diphone voice ked (a third man) at four rates, 3x as many sentences.
+# The fifth (asrlib.corpus.festival): Festival's diphone voice ked (another man) at four rates, 3x as many sentences.
 FESTIVAL_STRETCHES, FESTIVAL_PER_SPEAKER = (0.9, 1.0, 1.1, 1.2), 3
 
 
@@ -166,6 +166,13 @@ def festival_speakers() -> list[Speaker]:
     return [Speaker(f"fs-m{k + 1}", 0, "m", "train", FestivalVoice("ked", s)) for k, s in enumerate(FESTIVAL_STRETCHES)]
 
 
+def program_families(voices: str) -> list[tuple[str, list[Speaker], int]]:
+    """The voice families run as programs that ``voices`` asks for: (name, training speakers,
+    sentences per speaker as a multiple of an espeak speaker's)."""
+    return ([("flite", flite_speakers(), FLITE_PER_SPEAKER)] if "+flite" in voices else []) + (
+        [("festival", festival_speakers(), FESTIVAL_PER_SPEAKER)] if voices.endswith("+festival") else [])
+
+
 def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[UtteranceSpec]:
     """Every utterance of a corpus size, in a fixed order. ``size`` is a name of
     :data:`SIZES` or a number of utterances per speaker."""
@@ -179,10 +186,7 @@ def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[Utte
     if "+kokoro" in voices:
         everyone += [(spk, (KOKORO_PER_SPEAKER if k < len(KOKORO_SPEAKERS) else KOKORO_MORE_PER_SPEAKER) * per_speaker)
                      for k, spk in enumerate(kokoro_speakers(voices.endswith("20")))]
-    if "+flite" in voices:
-        everyone += [(spk, FLITE_PER_SPEAKER * per_speaker) for spk in flite_speakers()]
-    if voices.endswith("+festival"):
-        everyone += [(spk, FESTIVAL_PER_SPEAKER * per_speaker) for spk in festival_speakers()]
+    everyone += [(spk, times * per_speaker) for _, members, times in program_families(voices) for spk in members]
     for spk, count in everyone:
         for k in range(count):
             utt_id = f"{spk.id}-s{k:03d}"
@@ -321,8 +325,7 @@ def build_corpus(
         speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": "kokoro",
                            "variant": "+".join(s.voice.mix), "speed": s.voice.speed}
                           for s in kokoro_speakers(voices.endswith("20"))]
-    for family, members in (("flite", flite_speakers() if "+flite" in voices else []),
-                            ("festival", festival_speakers() if voices.endswith("+festival") else [])):
+    for family, members, _ in program_families(voices):
         speakers_meta += [{"id": s.id, "region": 0, "sex": s.sex, "split": s.split, "accent": family,
                            "variant": s.voice.voice, "stretch": s.voice.stretch, **({"f0": s.voice.f0} if family == "flite" else {})}
                           for s in members]
