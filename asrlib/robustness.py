@@ -72,6 +72,8 @@ WEIGHT_NOISE_STAGE = {"epochs": 10, "lr": 1e-3, "weight_noise": 0.075, "noise_pe
 KOKORO_45 = "a neural voice and Kokoro's, 4.5x the sentences, light augmentation, VTLP ±20%"
 FLITE_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's voices"
 FESTIVAL_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's and Festival's voices"
+FLITE_FIRST = KOKORO_45 + ", three layers, with Flite's voices from the start"
+FLITE_FIRST_STAGE = FLITE_FIRST + ", then weight noise and 15-40 dB noise"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
 ROBUSTNESS = {
     "none": Row("train"),
@@ -164,6 +166,11 @@ ROBUSTNESS = {
     FESTIVAL_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+festival",
                                         augment=WIDE_VTLP_MILD_NOISE, start=KOKORO_45 + ", three layers",
                                         changes=WEIGHT_NOISE_STAGE),
+    # Flite's voices in both stages: the three-layer network trained from the start on the 5670 sentences, then the
+    # same second stage. Its controls: the three-layer row and the Flite stage (Flite's voices in the second only)
+    FLITE_FIRST: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite", model="CTC-3l-64h-nopeep"),
+    FLITE_FIRST_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite", augment=WIDE_VTLP_MILD_NOISE,
+                                           start=FLITE_FIRST, changes=WEIGHT_NOISE_STAGE),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -187,7 +194,7 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", three layers, then weight noise with ten more Kokoro speakers",
                 KOKORO_45 + ", three layers of 76 units",
                 KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE,
-                FESTIVAL_STAGE)
+                FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE)
 
 
 def row_folder(name: str) -> str:
