@@ -75,6 +75,7 @@ FESTIVAL_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noi
 FLITE_FIRST = KOKORO_45 + ", three layers, with Flite's voices from the start"
 FLITE_FIRST_STAGE = FLITE_FIRST + ", then weight noise and 15-40 dB noise"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
+FLITE_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite")  # and with Flite's voices
 ROBUSTNESS = {
     "none": Row("train"),
     "per-utterance normalisation": Row("utterance"),
@@ -159,8 +160,8 @@ ROBUSTNESS = {
     # the stage with weight noise and 15-40 dB noise on 1080 more sentences in Flite's two voices made from people
     # (a clustergen and a diphone voice, eight speakers; asrlib.corpus.flite), 5670 in all, labelled in the references'
     # own convention (CMUdict's). Its control is the stage on the 4590 sentences (same start, same schedule)
-    FLITE_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite", augment=WIDE_VTLP_MILD_NOISE,
-                                     start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE),
+    FLITE_STAGE: dataclasses.replace(FLITE_ROW, augment=WIDE_VTLP_MILD_NOISE, start=KOKORO_45 + ", three layers",
+                                     changes=WEIGHT_NOISE_STAGE),
     # and 540 more in Festival's diphone voice ked, a third man (four speaking rates; asrlib.corpus.festival), 6210
     # in all. Its control is the Flite stage
     FESTIVAL_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+festival",
@@ -168,9 +169,9 @@ ROBUSTNESS = {
                                         changes=WEIGHT_NOISE_STAGE),
     # Flite's voices in both stages: the three-layer network trained from the start on the 5670 sentences, then the
     # same second stage. Its controls: the three-layer row and the Flite stage (Flite's voices in the second only)
-    FLITE_FIRST: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite", model="CTC-3l-64h-nopeep"),
-    FLITE_FIRST_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite", augment=WIDE_VTLP_MILD_NOISE,
-                                           start=FLITE_FIRST, changes=WEIGHT_NOISE_STAGE),
+    FLITE_FIRST: dataclasses.replace(FLITE_ROW, model="CTC-3l-64h-nopeep"),
+    FLITE_FIRST_STAGE: dataclasses.replace(FLITE_ROW, augment=WIDE_VTLP_MILD_NOISE, start=FLITE_FIRST,
+                                           changes=WEIGHT_NOISE_STAGE),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
