@@ -75,14 +75,16 @@ chromium:
 		|| echo "no Chromium and no way to install it here: the browser check will only read links and images"
 
 # Debian's flite, festival and festival's ked voice for the corpus's Flite and Festival voice families
-# (asrlib.corpus.flite, asrlib.corpus.festival), installed where apt-get can; elsewhere their tests are skipped and the
-# corpus that asks for them says how to install them.
+# (asrlib.corpus.flite, asrlib.corpus.festival), and MBROLA's US voices for Festival (from Debian's contrib and non-free
+# sections: .ci/install-mbrola), installed where apt-get can; elsewhere their tests are skipped and the corpus that asks
+# for them says how to install them.
 SYNTHESISERS := flite festival festvox-kdlpc16k
 synthesisers:
 	@{ command -v flite && command -v festival && [ -d /usr/share/festival/voices/english/ked_diphone ]; } >/dev/null 2>&1 \
 		|| { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && apt-get update -qq \
 		     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYNTHESISERS) >/dev/null; } \
 		|| echo "no $(SYNTHESISERS) and no way to install them here: the Flite and Festival voices' tests are skipped"
+	@bash .ci/install-mbrola || echo "MBROLA's voices could not be installed: their tests are skipped"
 
 ## make notebooks: strip outputs and write the canonical set-up cell into every notebook
 notebooks: $(STAMP)

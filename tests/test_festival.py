@@ -1,5 +1,5 @@
-"""asrlib.corpus.festival: Festival's diphone voice, its phones (checked against CMUdict), its
-determinism, and the corpus that adds its speakers."""
+"""asrlib.corpus.festival: Festival's diphone voice and MBROLA's voices, their phones (checked
+against CMUdict), their determinism, and the corpora that add their speakers."""
 
 import shutil
 
@@ -11,16 +11,20 @@ from asrlib.corpus.store import CorpusError
 from tests.test_flite import SENTENCES, assert_dictionary_labels_that_tile
 
 
-def _has_voice() -> bool:
+def _has_voices(*voices) -> bool:
     try:
-        festival.festival_program()
+        for voice in voices:
+            festival.festival_program(voice)
     except CorpusError:
         return False
     return True
 
 
-needs_festival = pytest.mark.skipif(not _has_voice(), reason="festival and its ked voice are not installed "
-                                                             "(make test installs them as root)")
+needs_festival = pytest.mark.skipif(not _has_voices("ked"), reason="festival and its ked voice are not installed "
+                                                                    "(make test installs them as root)")
+needs_mbrola = pytest.mark.skipif(not _has_voices(*synthetic.MBROLA_VOICES),
+                                  reason="MBROLA's US voices for festival are not installed (make test installs them as "
+                                         "root on Debian: .ci/install-mbrola)")
 
 
 @needs_festival
@@ -56,12 +60,14 @@ def test_unknown_voices_and_a_missing_program_are_named(monkeypatch):
     festival.festival_program.cache_clear()
     with pytest.raises(CorpusError, match="apt-get install festival festvox-kdlpc16k"):
         festival.synthesise("hello")
+    with pytest.raises(CorpusError, match="apt-get install festival festvox-us1' .*non-free"):
+        festival.synthesise("hello", festival.FestivalVoice("us1"))
     monkeypatch.undo()
     festival.festival_program.cache_clear()
-    monkeypatch.setattr(festival, "VOICES", ("nosuch",))  # a voice festival cannot load
+    monkeypatch.setitem(festival.VOICES, "us2", "nosuch_mbrola")  # a voice festival cannot load
     if shutil.which("festival"):
-        with pytest.raises(CorpusError, match="and its ked voice"):
-            festival.festival_program()
+        with pytest.raises(CorpusError, match="voice 'us2' needs the festival program and the voice"):
+            festival.festival_program("us2")
     festival.festival_program.cache_clear()
 
 
@@ -78,3 +84,34 @@ def test_festival_adds_four_speakers_after_the_flite_corpus_and_keeps_its_uttera
     assert len(extra) == len(synthetic.FESTIVAL_STRETCHES) * synthetic.FESTIVAL_PER_SPEAKER * 2
     assert {s.speaker.voice.stretch for s in extra} == set(synthetic.FESTIVAL_STRETCHES)
     assert all(s.speaker.split == "train" and s.speaker.id.startswith("fs-") for s in extra)
+
+
+@needs_mbrola
+@pytest.mark.parametrize("voice", synthetic.MBROLA_VOICES)
+@pytest.mark.parametrize("text", SENTENCES[:2])
+def test_mbrola_voices_phones_are_cmudicts_and_tile_the_audio(voice, text):
+    assert_dictionary_labels_that_tile(festival.synthesise(text, festival.FestivalVoice(voice, 1.1)), text)
+
+
+@needs_mbrola
+def test_each_mbrola_voice_is_its_own_speaker_us1_a_woman():
+    """The voice asked for is the voice heard: us1's median pitch (librosa's YIN) is more than 1.3 times
+    either man's (156 Hz against 88 and 103 when written), and the same sentence differs between the two men."""
+    import librosa
+
+    said = {v: festival.synthesise(SENTENCES[0], festival.FestivalVoice(v))["audio"] for v in synthetic.MBROLA_VOICES}
+    pitch = {v: np.median(librosa.yin(a, fmin=60, fmax=400, sr=16000)) for v, a in said.items()}
+    assert pitch["us1"] > 1.3 * max(pitch["us2"], pitch["us3"]), pitch
+    n = min(len(said["us2"]), len(said["us3"]))
+    assert not np.allclose(said["us2"][:n], said["us3"][:n], atol=1e-3)
+
+
+def test_mbrola_adds_twelve_speakers_after_the_flite_corpus_and_keeps_its_utterances():
+    with_flite = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite")
+    with_mbrola = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite+mbrola")
+    assert with_mbrola[:len(with_flite)] == with_flite
+    extra = with_mbrola[len(with_flite):]
+    assert len(extra) == len(synthetic.MBROLA_VOICES) * len(synthetic.FESTIVAL_STRETCHES) * 2 * 3
+    assert {(s.speaker.voice.voice, s.speaker.sex) for s in extra} == {("us1", "f"), ("us2", "m"), ("us3", "m")}
+    assert all(s.speaker.split == "train" and s.speaker.id.startswith("mb-") for s in extra)
+    assert len({s.speaker.id for s in extra}) == 12

@@ -1,13 +1,20 @@
-"""Speech from Festival's diphone voice ``ked``, with its phones and their end times.
+"""Speech from Festival's voices made from people: its diphone voice ``ked`` and its MBROLA voices,
+with their phones and their end times.
 
 Festival (the University of Edinburgh's synthesiser, the Debian/Ubuntu packages ``festival`` and
 ``festvox-kdlpc16k``) joins diphones cut from one US man's recorded speech: one more man's voice
 made from recordings, a second diphone voice beside Flite's kal16 (:mod:`asrlib.corpus.flite`) with
-Festival's own text analysis and prosody. A small Scheme script per sentence synthesises it, writes the waveform and prints
-every segment as ``phone:end_seconds``. The phones are CMU's US English set, written as the
-corpus's espeak labels through :data:`asrlib.corpus.flite.FLITE_TO_ESPEAK`. One convention is
-Festival's own: its lexicon writes an r-coloured vowel as ``er r`` (*bird* is b er r d), where CMUdict
-and the human references have ``er``; :func:`merge_er_r` makes the pair one ``er``. Deterministic.
+Festival's own text analysis and prosody. Festival also drives the MBROLA synthesiser's US English
+diphone voices (``festvox-us1``, ``festvox-us2``, ``festvox-us3``: Debian's *contrib* and *non-free*
+sections): ``us1`` a woman, ``us2`` and ``us3`` two men, recorded by other people, with the same
+lexicon and phones. Their licence allows their use for synthesising speech with the MBROLA program
+and no sale; the book uses them only to make training sentences on the reader's machine and ships
+neither the voices nor their audio. A small Scheme script per sentence synthesises it, writes the
+waveform and prints every segment as ``phone:end_seconds``. The phones are CMU's US English set,
+written as the corpus's espeak labels through :data:`asrlib.corpus.flite.FLITE_TO_ESPEAK`. One
+convention is Festival's own: its lexicon writes an r-coloured vowel as ``er r`` (*bird* is b er r
+d), where CMUdict and the human references have ``er``; :func:`merge_er_r` makes the pair one ``er``.
+Deterministic.
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from pathlib import Path
 from asrlib.corpus.flite import parse_segments, read_wav, run_program, tile
 from asrlib.corpus.store import CorpusError
 
-VOICES = ("ked",)  # festvox-kdlpc16k; Festival's kal voice (festvox-kallpc16k) is left out: Flite's kal16 is that man
+# Festival's name of each voice (its Scheme function is voice_<name>) and its Debian package. Festival's kal voice
+# (festvox-kallpc16k) is left out: Flite's kal16 is that man; so is MBROLA's en1, whose lexicon and phones are British
+VOICES = {"ked": "ked_diphone", "us1": "us1_mbrola", "us2": "us2_mbrola", "us3": "us3_mbrola"}
+PACKAGES = {"ked": "festvox-kdlpc16k", "us1": "festvox-us1", "us2": "festvox-us2", "us3": "festvox-us3"}
 
 
 @dataclass(frozen=True)
@@ -35,22 +45,24 @@ class FestivalVoice:
 
     def __post_init__(self):
         if self.voice not in VOICES:
-            raise ValueError(f"unknown festival voice {self.voice!r}; expected one of {VOICES}")
+            raise ValueError(f"unknown festival voice {self.voice!r}; expected one of {tuple(VOICES)}")
 
     @property
     def name(self) -> str:
         return f"festival-{self.voice} x{1 / self.stretch:.2f}"
 
 
-@lru_cache(maxsize=1)
-def festival_program() -> str:
-    """The path of the ``festival`` program, or a clear error saying how to install it and the voices."""
+@lru_cache(maxsize=None)
+def festival_program(voice: str = "ked") -> str:
+    """The path of the ``festival`` program that loads ``voice``, or a clear error saying how to
+    install it."""
     path = shutil.which("festival")
-    loads = path is not None and all(  # festival exits 255 on an unknown voice
-        subprocess.run([path, "--batch", f"(voice_{v}_diphone)"], capture_output=True).returncode == 0 for v in VOICES)
-    if not loads:
-        raise CorpusError("the Festival voice family needs the festival program and its ked voice: 'apt-get install "
-                          "festival festvox-kdlpc16k' (Debian, Ubuntu, Colab); `make test` installs them where it can")
+    # festival exits 255 on a voice it cannot load
+    if path is None or subprocess.run([path, "--batch", f"(voice_{VOICES[voice]})"], capture_output=True).returncode:
+        raise CorpusError(f"the Festival voice {voice!r} needs the festival program and the voice: 'apt-get install "
+                          f"festival {PACKAGES[voice]}' (Debian, Ubuntu, Colab"
+                          f"{'' if voice == 'ked' else '; MBROLA voices are in Debian contrib/non-free, Ubuntu multiverse'}"
+                          "); `make test` installs them where it can")
     return path
 
 
@@ -74,7 +86,7 @@ def merge_er_r(ends: list[tuple[float, str]]) -> list[tuple[float, str]]:
 def script(text: str, voice: FestivalVoice, wav: Path) -> str:
     """The Scheme that synthesises ``text`` into ``wav`` and prints its segments."""
     quoted = text.replace("\\", " ").replace('"', " ")
-    return (f"(voice_{voice.voice}_diphone)\n(Parameter.set 'Duration_Stretch {voice.stretch})\n"
+    return (f"(voice_{VOICES[voice.voice]})\n(Parameter.set 'Duration_Stretch {voice.stretch})\n"
             f'(set! utt (utt.synth (Utterance Text "{quoted}")))\n(utt.save.wave utt "{wav}" \'riff)\n'
             '(mapcar (lambda (s) (format t "%s:%f " (item.name s) (item.feat s "end"))) '
             "(utt.relation.items utt 'Segment))\n")
@@ -86,7 +98,7 @@ def synthesise(text: str, voice: FestivalVoice = FestivalVoice()) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         wav, scheme = Path(tmp) / "out.wav", Path(tmp) / "say.scm"
         scheme.write_text(script(text, voice, wav))
-        printed = run_program([festival_program(), "--batch", str(scheme)], wav, f"festival on {text!r} ({voice.name})")
+        printed = run_program([festival_program(voice.voice), "--batch", str(scheme)], wav, f"festival on {text!r} ({voice.name})")
         audio = read_wav(wav, voice.name)
     ends = merge_er_r(parse_segments(printed, text))
     return {"audio": audio, "segments": tile(ends, len(audio), f"{text!r} ({voice.name})"), "text": text}

@@ -50,7 +50,7 @@ FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 MALES_PER_REGION, FEMALES_PER_REGION = 5, 3
 SIZES = {"ci": 10, "full": 80}   # utterances per speaker
 VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro", "espeak+neural+kokoro20", "espeak+neural+kokoro+flite",
-          "espeak+neural+kokoro+flite+festival")
+          "espeak+neural+kokoro+flite+festival", "espeak+neural+kokoro+flite+mbrola")
 # The optional second voice family (asrlib.corpus.neural): one neural voice trained on a human
 # speaker, as 8 training speakers that differ in speaking rate (Piper's length_scale) and in the
 # model's two noise scales, each speaking 3 times as many sentences as an espeak speaker.
@@ -79,6 +79,9 @@ FLITE_SPEAKERS = (("rms", 0.9, 100.0), ("rms", 1.0, 120.0), ("rms", 1.1, 95.0), 
 FLITE_PER_SPEAKER = 3
 # The fifth (asrlib.corpus.festival): Festival's diphone voice ked (another man) at four rates, 3x as many sentences.
 FESTIVAL_STRETCHES, FESTIVAL_PER_SPEAKER = (0.9, 1.0, 1.1, 1.2), 3
+# The sixth (asrlib.corpus.festival too): MBROLA's three US English diphone voices (a woman and two men, recorded by
+# other people), each at the same four rates, 3x as many sentences.
+MBROLA_VOICES = ("us1", "us2", "us3")
 
 
 @dataclass(frozen=True)
@@ -166,11 +169,19 @@ def festival_speakers() -> list[Speaker]:
     return [Speaker(f"fs-m{k + 1}", 0, "m", "train", FestivalVoice("ked", s)) for k, s in enumerate(FESTIVAL_STRETCHES)]
 
 
+def mbrola_speakers() -> list[Speaker]:
+    """The training speakers of MBROLA's voices, run by Festival (region 0, all in the training split)."""
+    rates = [(v, s) for v in MBROLA_VOICES for s in FESTIVAL_STRETCHES]
+    return [Speaker(f"mb-{'f' if v == 'us1' else 'm'}{k + 1}", 0, "f" if v == "us1" else "m", "train",
+                    FestivalVoice(v, s)) for k, (v, s) in enumerate(rates)]
+
+
 def program_families(voices: str) -> list[tuple[str, list[Speaker], int]]:
     """The voice families run as programs that ``voices`` asks for: (name, training speakers,
     sentences per speaker as a multiple of an espeak speaker's)."""
-    return ([("flite", flite_speakers(), FLITE_PER_SPEAKER)] if "+flite" in voices else []) + (
-        [("festival", festival_speakers(), FESTIVAL_PER_SPEAKER)] if voices.endswith("+festival") else [])
+    asked = {"flite": (flite_speakers, FLITE_PER_SPEAKER), "festival": (festival_speakers, FESTIVAL_PER_SPEAKER),
+             "mbrola": (mbrola_speakers, FESTIVAL_PER_SPEAKER)}
+    return [(name, members(), times) for name, (members, times) in asked.items() if f"+{name}" in voices]
 
 
 def utterance_specs(size: str | int = "ci", voices: str = "espeak") -> list[UtteranceSpec]:
@@ -285,7 +296,8 @@ def build_corpus(
         more Kokoro speakers (:data:`KOKORO_MORE_SPEAKERS`), or ``"espeak+neural+kokoro+flite"``: the
         Kokoro corpus plus the speakers of Flite's voices (:mod:`asrlib.corpus.flite`, which needs the
         ``flite`` program), or ``"espeak+neural+kokoro+flite+festival"``: those plus Festival's voice
-        (:mod:`asrlib.corpus.festival`). The espeak utterances are shared; the
+        (:mod:`asrlib.corpus.festival`), or ``"espeak+neural+kokoro+flite+mbrola"``: the Flite corpus plus
+        MBROLA's three voices, run by Festival. The espeak utterances are shared; the
         development and test splits are the same.
     """
     specs = utterance_specs(size, voices)
