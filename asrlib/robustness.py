@@ -72,6 +72,7 @@ WEIGHT_NOISE_STAGE = {"epochs": 10, "lr": 1e-3, "weight_noise": 0.075, "noise_pe
 KOKORO_45 = "a neural voice and Kokoro's, 4.5x the sentences, light augmentation, VTLP ±20%"
 FLITE_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's voices"
 FESTIVAL_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's and Festival's voices"
+MBROLA_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's and MBROLA's voices"
 FLITE_FIRST = KOKORO_45 + ", three layers, with Flite's voices from the start"
 FLITE_FIRST_STAGE = FLITE_FIRST + ", then weight noise and 15-40 dB noise"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
@@ -167,6 +168,11 @@ ROBUSTNESS = {
     FESTIVAL_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+festival",
                                         augment=WIDE_VTLP_MILD_NOISE, start=KOKORO_45 + ", three layers",
                                         changes=WEIGHT_NOISE_STAGE),
+    # and, instead of Festival's ked, 1620 more in MBROLA's three US voices run by Festival (a woman and two men, four
+    # speaking rates each; asrlib.corpus.festival), 7290 in all. Its control is the Flite stage
+    MBROLA_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+mbrola",
+                                      augment=WIDE_VTLP_MILD_NOISE, start=KOKORO_45 + ", three layers",
+                                      changes=WEIGHT_NOISE_STAGE),
     # Flite's voices in both stages: the three-layer network trained from the start on the 5670 sentences, then the
     # same second stage. Its controls: the three-layer row and the Flite stage (Flite's voices in the second only)
     FLITE_FIRST: dataclasses.replace(FLITE_ROW, model="CTC-3l-64h-nopeep"),
@@ -195,7 +201,7 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", three layers, then weight noise with ten more Kokoro speakers",
                 KOKORO_45 + ", three layers of 76 units",
                 KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE,
-                FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE)
+                FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE, MBROLA_STAGE)
 
 
 def row_folder(name: str) -> str:
