@@ -186,10 +186,11 @@ def clip_from_file(path: str | Path, text: str, mix_to_mono: bool = False) -> Cl
     return Clip(Path(path).stem, text, load_audio(path, mix_to_mono), tuple(pronounce(text)), str(path))
 
 
-def inputs(audio: np.ndarray, normaliser: F.Normaliser, per_utterance: bool = False) -> torch.Tensor:
+def inputs(audio: np.ndarray, normaliser: F.Normaliser, per_utterance: bool = False, warp: float = 1.0) -> torch.Tensor:
     """The network's input for a 16 kHz recording: the 123 features, normalised with the
-    training split's statistics, or (``per_utterance``) with the recording's own."""
-    x = normaliser(F.fbank123(audio))
+    training split's statistics, or (``per_utterance``) with the recording's own; ``warp`` is a
+    vocal-tract-length warp of the filterbank (:func:`asrlib.features.filterbank`; 1 is none)."""
+    x = normaliser(F.fbank123(audio, warp=warp))
     if per_utterance:
         from asrlib.augment import normalise_utterance
 
@@ -234,12 +235,13 @@ def _log_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def log_probs(model: nn.Module, recordings: list[Clip], normaliser: F.Normaliser,
-              per_utterance: bool = False) -> list[torch.Tensor]:
-    """A CTC network's ``ln Pr(k|t)``, ``(T, V)``, for each recording: to decode them several
-    ways (:func:`scored`) without running the network again."""
+              per_utterance: bool = False, warp: float = 1.0) -> list[torch.Tensor]:
+    """A CTC network's ``ln Pr(k|t)``, ``(T, V)``, for each recording (its features warped by
+    ``warp``, see :func:`inputs`): to decode them several ways (:func:`scored`) without running
+    the network again."""
     device = next(model.parameters()).device
     with evaluating(model):
-        return [_log_probs(model, inputs(clip.audio, normaliser, per_utterance).to(device)) for clip in recordings]
+        return [_log_probs(model, inputs(clip.audio, normaliser, per_utterance, warp).to(device)) for clip in recordings]
 
 
 class RealScore(NamedTuple):

@@ -176,3 +176,25 @@ def test_a_transducer_is_recognised_with_either_decoder(shipped):
         assert isinstance(heard, list) and all(p in espeak.symbols for p in heard)
     with pytest.raises(ValueError, match="unknown method 'prefix' for a transducer"):
         realspeech.recognise(model, clip.audio, espeak, normaliser, "prefix")
+
+
+def test_inputs_warp_the_filterbank_only_when_asked(shipped):
+    clip = next(c for c in shipped if c.id == "cards_004")
+    normaliser = F.Normaliser(np.full(123, 0.5, np.float32), np.full(123, 2.0, np.float32))
+    plain = realspeech.inputs(clip.audio, normaliser)
+    np.testing.assert_array_equal(realspeech.inputs(clip.audio, normaliser, warp=1.0), plain)
+    warped = realspeech.inputs(clip.audio, normaliser, warp=0.9)
+    np.testing.assert_allclose(warped, normaliser(F.fbank123(clip.audio, warp=0.9)), rtol=1e-6, atol=1e-6)
+    assert warped.shape == plain.shape and not torch.allclose(warped, plain)
+
+
+    class Echo(nn.Module):  # its logits are its first five inputs: log_probs must hand it the warped ones
+        def __init__(self):
+            super().__init__()
+            self.dummy = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, x_lens):
+            return x[..., :5] + 0 * self.dummy
+
+    [heard] = realspeech.log_probs(Echo(), [clip], normaliser, warp=0.9)
+    torch.testing.assert_close(heard, warped[:, :5].log_softmax(-1))
