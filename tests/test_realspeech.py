@@ -187,7 +187,6 @@ def test_inputs_warp_the_filterbank_only_when_asked(shipped):
     np.testing.assert_allclose(warped, normaliser(F.fbank123(clip.audio, warp=0.9)), rtol=1e-6, atol=1e-6)
     assert warped.shape == plain.shape and not torch.allclose(warped, plain)
 
-
     class Echo(nn.Module):  # its logits are its first five inputs: log_probs must hand it the warped ones
         def __init__(self):
             super().__init__()

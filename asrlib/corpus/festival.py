@@ -25,14 +25,24 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from asrlib.corpus.flite import parse_segments, read_wav, run_program, tile
 from asrlib.corpus.store import CorpusError
 
-# Festival's name of each voice (its Scheme function is voice_<name>) and its Debian package. Festival's kal voice
-# (festvox-kallpc16k) is left out: Flite's kal16 is that man; so is MBROLA's en1, whose lexicon and phones are British
-VOICES = {"ked": "ked_diphone", "us1": "us1_mbrola", "us2": "us2_mbrola", "us3": "us3_mbrola"}
-PACKAGES = {"ked": "festvox-kdlpc16k", "us1": "festvox-us1", "us2": "festvox-us2", "us3": "festvox-us3"}
+class Installed(NamedTuple):
+    """How a voice is found: Festival's name for it (its Scheme function is ``voice_<name>``), its
+    Debian package, and the speaker's sex."""
+
+    name: str
+    package: str
+    sex: str
+
+
+# Festival's kal voice (festvox-kallpc16k) is left out: Flite's kal16 is that man; so is MBROLA's en1, whose lexicon
+# and phones are British
+VOICES = {"ked": Installed("ked_diphone", "festvox-kdlpc16k", "m"), "us1": Installed("us1_mbrola", "festvox-us1", "f"),
+          "us2": Installed("us2_mbrola", "festvox-us2", "m"), "us3": Installed("us3_mbrola", "festvox-us3", "m")}
 
 
 @dataclass(frozen=True)
@@ -57,11 +67,12 @@ def festival_program(voice: str = "ked") -> str:
     """The path of the ``festival`` program that loads ``voice``, or a clear error saying how to
     install it."""
     path = shutil.which("festival")
+    installed = VOICES[voice]
     # festival exits 255 on a voice it cannot load
-    if path is None or subprocess.run([path, "--batch", f"(voice_{VOICES[voice]})"], capture_output=True).returncode:
+    if path is None or subprocess.run([path, "--batch", f"(voice_{installed.name})"], capture_output=True).returncode:
         raise CorpusError(f"the Festival voice {voice!r} needs the festival program and the voice: 'apt-get install "
-                          f"festival {PACKAGES[voice]}' (Debian, Ubuntu, Colab"
-                          f"{'' if voice == 'ked' else '; MBROLA voices are in Debian contrib/non-free, Ubuntu multiverse'}"
+                          f"festival {installed.package}' (Debian, Ubuntu, Colab"
+                          f"{'; MBROLA voices are in Debian contrib/non-free, Ubuntu multiverse' if 'mbrola' in installed.name else ''}"
                           "); `make test` installs them where it can")
     return path
 
@@ -86,7 +97,7 @@ def merge_er_r(ends: list[tuple[float, str]]) -> list[tuple[float, str]]:
 def script(text: str, voice: FestivalVoice, wav: Path) -> str:
     """The Scheme that synthesises ``text`` into ``wav`` and prints its segments."""
     quoted = text.replace("\\", " ").replace('"', " ")
-    return (f"(voice_{VOICES[voice.voice]})\n(Parameter.set 'Duration_Stretch {voice.stretch})\n"
+    return (f"(voice_{VOICES[voice.voice].name})\n(Parameter.set 'Duration_Stretch {voice.stretch})\n"
             f'(set! utt (utt.synth (Utterance Text "{quoted}")))\n(utt.save.wave utt "{wav}" \'riff)\n'
             '(mapcar (lambda (s) (format t "%s:%f " (item.name s) (item.feat s "end"))) '
             "(utt.relation.items utt 'Segment))\n")

@@ -164,23 +164,19 @@ def flite_speakers() -> list[Speaker]:
     return [Speaker(f"fl-m{k + 1}", 0, "m", "train", FliteVoice(*spec)) for k, spec in enumerate(FLITE_SPEAKERS)]
 
 
-def festival_speakers() -> list[Speaker]:
-    """The training speakers of the Festival voice family (region 0, all in the training split)."""
-    return [Speaker(f"fs-m{k + 1}", 0, "m", "train", FestivalVoice("ked", s)) for k, s in enumerate(FESTIVAL_STRETCHES)]
-
-
-def mbrola_speakers() -> list[Speaker]:
-    """The training speakers of MBROLA's voices, run by Festival (region 0, all in the training split)."""
-    rates = [(v, s) for v in MBROLA_VOICES for s in FESTIVAL_STRETCHES]
-    return [Speaker(f"mb-{'f' if v == 'us1' else 'm'}{k + 1}", 0, "f" if v == "us1" else "m", "train",
-                    FestivalVoice(v, s)) for k, (v, s) in enumerate(rates)]
+def festival_speakers(prefix: str = "fs", voices: tuple[str, ...] = ("ked",)) -> list[Speaker]:
+    """The training speakers of Festival's ``voices`` (each at every rate of
+    :data:`FESTIVAL_STRETCHES`; region 0, all in the training split), their ids ``<prefix>-<sex><k>``."""
+    rates = [(v, s) for v in voices for s in FESTIVAL_STRETCHES]
+    return [Speaker(f"{prefix}-{festival.VOICES[v].sex}{k + 1}", 0, festival.VOICES[v].sex, "train", FestivalVoice(v, s))
+            for k, (v, s) in enumerate(rates)]
 
 
 def program_families(voices: str) -> list[tuple[str, list[Speaker], int]]:
     """The voice families run as programs that ``voices`` asks for: (name, training speakers,
     sentences per speaker as a multiple of an espeak speaker's)."""
     asked = {"flite": (flite_speakers, FLITE_PER_SPEAKER), "festival": (festival_speakers, FESTIVAL_PER_SPEAKER),
-             "mbrola": (mbrola_speakers, FESTIVAL_PER_SPEAKER)}
+             "mbrola": (lambda: festival_speakers("mb", MBROLA_VOICES), FESTIVAL_PER_SPEAKER)}
     return [(name, members(), times) for name, (members, times) in asked.items() if f"+{name}" in voices]
 
 
