@@ -17,6 +17,10 @@ split is scored: :mod:`asrlib.objectives`) under a :class:`TrainConfig`:
 * **early stopping** on the dev split: after every epoch the objective scores the dev split;
   training stops after ``patience`` epochs without a better score, and the model ends with the
   best epoch's weights (``restore_best=False``: the last epoch's).
+* **weight averaging**: ``average=k`` ends with the mean of the weights at the end of the last
+  ``k`` epochs instead (checkpoint averaging, as ASR toolkits such as ESPnet and icefall end
+  their recipes; the same mean as :class:`torch.optim.swa_utils.AveragedModel`'s). A mean over
+  the end of a noisy trajectory often generalises better than any one point of it.
 * **checkpoints**: with ``checkpoint=path``, the whole state (weights, optimiser, schedule,
   history, best weights, position in the epoch) is written at the end of every epoch and every
   ``checkpoint_every`` steps, atomically (a temporary file, then ``os.replace``: a run killed
@@ -93,6 +97,7 @@ class TrainConfig:
     progress: bool = True
     normalise: str = "train"
     augment: dict | None = None
+    average: int | None = None
 
     def __post_init__(self):
         if isinstance(self.augment, Augment):  # kept as a plain dict: checkpoints hold plain types
@@ -114,6 +119,8 @@ class TrainConfig:
             raise ValueError(f"clip must be positive or None, got {self.clip}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be at least 1 or None, got {self.patience}")
+        if self.average is not None and self.average < 1:
+            raise ValueError(f"average must be at least 1 or None, got {self.average}")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1 or None, got {self.checkpoint_every}")
 
@@ -157,7 +164,7 @@ def _new_history() -> dict:
 
 def train(
     model: nn.Module, objective: Objective, train_set, dev_set, config: TrainConfig | None = None,
-    device: str | torch.device | None = None, checkpoint: str | os.PathLike | None = None,
+    device: str | torch.device | None = None, checkpoint: str | os.PathLike | None = None, on_epoch=None,
 ) -> dict:
     """Train ``model`` in place and return its history.
 
@@ -174,6 +181,10 @@ def train(
         Default: :func:`asrlib.runtime.get_device` (under torchrun on CUDA, ``cuda:LOCAL_RANK``).
     checkpoint : path, optional
         Where to save the state; if the file exists, training resumes from it.
+    on_epoch : callable, optional
+        Called as ``on_epoch(epoch, model)`` (epoch counted from 1) after each epoch is scored and
+        before it is checkpointed, e.g. to score the epoch on other data; a resumed run does not
+        call it again for the epochs before the resume.
 
     Returns
     -------
@@ -203,7 +214,7 @@ def train(
     dev_data = loader(dev_set, config.eval_batch_size, shuffle=False) if dev_set is not None else None
 
     state = {"epoch": 0, "step": 0, "seconds": 0.0, "bad_epochs": 0, "best_score": None,
-             "best_model": None, "history": _new_history()}
+             "best_model": None, "recent": [], "history": _new_history()}
     if checkpoint is not None and Path(checkpoint).exists():
         state = _resume(checkpoint, config, model, opt, schedule, device)
     history = state["history"]
@@ -248,11 +259,34 @@ def train(
         state["seconds"] += time.perf_counter() - start
         _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_per_epoch,
                    lr=opt.param_groups[0]["lr"])
+        if config.average:  # the weights at the end of the last `average` epochs
+            state["recent"] = [*state["recent"], _cpu_copy(model)][-config.average:]
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model)
         epochs.set_postfix({k: f"{v[-1]:.3g}" for k, v in history.items() if k.startswith("dev_")})
         save()
-    if config.restore_best and state["best_model"] is not None:
+    if config.average and state["recent"]:
+        model.load_state_dict(average_weights(state["recent"]))
+    elif config.restore_best and state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
     return history
+
+
+def _cpu_copy(model: nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def average_weights(states: list[dict]) -> dict:
+    """The element-wise mean of the state dicts ``states`` (on the first one's devices); tensors
+    that are not floating point, such as counters, are taken from the last state."""
+    if not states:
+        raise ValueError("average_weights needs at least one state dict")
+    keys = set(states[0])
+    for state in states[1:]:
+        if set(state) != keys:
+            raise ValueError(f"the state dicts to average hold different tensors: {sorted(keys ^ set(state))}")
+    return {k: torch.stack([s[k].to(v.device) for s in states]).mean(0) if v.is_floating_point() else states[-1][k]
+            for k, v in states[0].items()}
 
 
 def robust_data(train_set, dev_set, config: TrainConfig):
@@ -324,7 +358,7 @@ def _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_p
     score = scores[objective.monitor]
     if objective.better(score, state["best_score"]):
         state["best_score"], state["bad_epochs"] = score, 0
-        state["best_model"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        state["best_model"] = _cpu_copy(model)
         history["best_epoch"] = epoch + 1
     else:
         state["bad_epochs"] += 1
@@ -341,4 +375,5 @@ def _resume(path, config: TrainConfig, model, opt, schedule, device) -> dict:
         raise ValueError(f"{path} holds weights for a different model: {e}") from e
     opt.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["scheduler"])
-    return {k: saved[k] for k in ("epoch", "step", "seconds", "bad_epochs", "best_score", "best_model", "history")}
+    return {"recent": saved.get("recent", []),
+            **{k: saved[k] for k in ("epoch", "step", "seconds", "bad_epochs", "best_score", "best_model", "history")}}

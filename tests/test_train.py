@@ -15,7 +15,7 @@ import train_job
 from asrlib.data import Item, collate
 from asrlib.checkpoint import load_checkpoint, save_checkpoint
 from asrlib.objectives import CTCObjective, Objective
-from asrlib.train import TrainConfig, train
+from asrlib.train import TrainConfig, average_weights, train
 
 JOB = Path(__file__).with_name("train_job.py")
 ROOT = JOB.parent.parent
@@ -154,6 +154,49 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_epoch():
     assert not _same_weights(snapshots[3], snapshots[1])
 
 
+def test_average_weights_is_torchs_running_mean_of_the_states():
+    states = [train_job.model(seed).state_dict() for seed in range(3)]
+    reference = torch.optim.swa_utils.AveragedModel(train_job.model())  # the independent reference
+    for state in states:
+        net = train_job.model()
+        net.load_state_dict(state)
+        reference.update_parameters(net)
+    ours = average_weights(states)
+    for name, value in reference.module.state_dict().items():
+        torch.testing.assert_close(ours[name], value)
+    assert not _same_weights(ours, states[-1])
+    with pytest.raises(ValueError, match="hold different tensors"):
+        average_weights([states[0], {**states[1], "extra": torch.zeros(1)}])
+
+
+def test_average_ends_with_the_mean_of_the_last_epochs_and_on_epoch_sees_each_epoch():
+    snapshots, seen = [], []
+
+    def on_epoch(epoch, model):
+        seen.append(epoch)
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    net, history = train_job.run(None, epochs=4, average=2, on_epoch=on_epoch)
+    assert seen == [1, 2, 3, 4] and history["epoch"] == [1, 2, 3, 4]
+    mean = {k: (snapshots[2][k] + snapshots[3][k]) / 2 for k in snapshots[3]}
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(value, mean[name])
+    assert not _same_weights(net.state_dict(), snapshots[3])
+    last, _ = train_job.run(None, epochs=4, average=1)  # the mean of one epoch is the last epoch
+    assert _same_weights(last.state_dict(), snapshots[3])
+
+
+def test_an_averaging_run_resumes_to_the_same_mean(tmp_path):
+    reference, _ = train_job.run(None, epochs=4, average=3)
+    path = tmp_path / "run.pt"
+    train_job.run(path, epochs=4, average=3, stop_after=2)  # interrupted after two epochs
+    assert load_checkpoint(path)["epoch"] == 2 and len(load_checkpoint(path)["recent"]) == 2
+    seen = []
+    resumed, _ = train_job.run(path, epochs=4, average=3, on_epoch=lambda epoch, model: seen.append(epoch))
+    assert seen == [3, 4], "a resumed run calls on_epoch only for the epochs it runs"
+    assert _same_weights(reference.state_dict(), resumed.state_dict())
+
+
 def test_impossible_ctc_targets_and_foreign_labels_are_named_before_training():
     data = train_job.TinySet(4)
     data.items[2] = Item(torch.randn(3, 8), torch.tensor([1, 1, 2]), torch.zeros(3, dtype=torch.long))
@@ -180,6 +223,7 @@ def test_a_diverging_run_stops_with_a_clear_error():
     ({"epochs": 0}, "epochs must be at least 1"),
     ({"clip": 0.0}, "clip must be positive"),
     ({"weight_noise": -1.0}, "weight_noise >= 0"),
+    ({"average": 0}, "average must be at least 1"),
 ])
 def test_config_errors_name_the_setting(bad, message):
     with pytest.raises(ValueError, match=message):

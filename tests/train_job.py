@@ -68,14 +68,30 @@ def model(seed: int = 0, kind: str = "ctc"):
     return build_model(name, input_size=FEATURES, num_classes=PHONES.num_classes, init="paper")
 
 
-def run(checkpoint=None, sleep: float = 0.0, data=None, kind: str = "ctc", **settings):
+class Stop(Exception):
+    pass
+
+
+def run(checkpoint=None, sleep: float = 0.0, data=None, kind: str = "ctc", on_epoch=None, stop_after=None,
+        **settings):
+    """Train the tiny model; ``stop_after=k`` interrupts the run after epoch k's checkpoint."""
     settings = {"epochs": 4, "batch_size": 4, "lr": 0.01, "checkpoint_every": 2, "progress": False,
                 "weight_noise": 0.05, **settings}
     train_set = data if data is not None else TinySet(16)
     net = model(kind=kind)
     objective = slow(kind, sleep)
-    history = train(net, objective, train_set, TinySet(4, seed=1), TrainConfig(**settings), device="cpu",
-                    checkpoint=checkpoint)
+
+    def hook(epoch, model):
+        if on_epoch is not None:
+            on_epoch(epoch, model)
+        if stop_after is not None and epoch > stop_after:
+            raise Stop(epoch)
+
+    try:
+        history = train(net, objective, train_set, TinySet(4, seed=1), TrainConfig(**settings), device="cpu",
+                        checkpoint=checkpoint, on_epoch=hook)
+    except Stop:
+        return net, None
     return net, history
 
 
