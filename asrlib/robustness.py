@@ -75,8 +75,11 @@ FESTIVAL_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noi
 MBROLA_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's and MBROLA's voices"
 FLITE_FIRST = KOKORO_45 + ", three layers, with Flite's voices from the start"
 FLITE_FIRST_STAGE = FLITE_FIRST + ", then weight noise and 15-40 dB noise"
+MBROLA_AVERAGED = MBROLA_STAGE + ", averaged over its last five epochs"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
 FLITE_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite")  # and with Flite's voices
+MBROLA_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+mbrola", augment=WIDE_VTLP_MILD_NOISE,
+                                 start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE)  # the MBROLA stage
 ROBUSTNESS = {
     "none": Row("train"),
     "per-utterance normalisation": Row("utterance"),
@@ -170,14 +173,16 @@ ROBUSTNESS = {
                                         changes=WEIGHT_NOISE_STAGE),
     # and, instead of Festival's ked, 1620 more in MBROLA's three US voices run by Festival (a woman and two men, four
     # speaking rates each; asrlib.corpus.festival), 7290 in all. Its control is the Flite stage
-    MBROLA_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+mbrola",
-                                      augment=WIDE_VTLP_MILD_NOISE, start=KOKORO_45 + ", three layers",
-                                      changes=WEIGHT_NOISE_STAGE),
+    MBROLA_STAGE: MBROLA_ROW,
     # Flite's voices in both stages: the three-layer network trained from the start on the 5670 sentences, then the
     # same second stage. Its controls: the three-layer row and the Flite stage (Flite's voices in the second only)
     FLITE_FIRST: dataclasses.replace(FLITE_ROW, model="CTC-3l-64h-nopeep"),
     FLITE_FIRST_STAGE: dataclasses.replace(FLITE_ROW, augment=WIDE_VTLP_MILD_NOISE, start=FLITE_FIRST,
                                            changes=WEIGHT_NOISE_STAGE),
+    # the MBROLA stage ending with the mean of its weights at the end of its last five epochs (checkpoint averaging, as
+    # ASR toolkits end their recipes) instead of its best epoch on the synthetic dev split: the same seed and schedule,
+    # so the same trajectory (every epoch is scored on the human clips on the way). Its control is the MBROLA stage
+    MBROLA_AVERAGED: dataclasses.replace(MBROLA_ROW, changes={**WEIGHT_NOISE_STAGE, "average": 5}),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -201,7 +206,7 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", three layers, then weight noise with ten more Kokoro speakers",
                 KOKORO_45 + ", three layers of 76 units",
                 KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE,
-                FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE, MBROLA_STAGE)
+                FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE, MBROLA_STAGE, MBROLA_AVERAGED)
 
 
 def row_folder(name: str) -> str:
@@ -250,6 +255,24 @@ def pretrained_from(name: str, ctc, train_set, dev_set, config, folder: Path, de
     lm, perplexity = train_phone_lm(spec, model.prediction.num_phones, train_set, dev_set,
                                     dataclasses.replace(config, augment=None, weight_noise=0.0), folder / "lm.pt", device)
     return pretrained_transducer(model, ctc.cpu(), lm.cpu()), perplexity
+
+
+class EpochsOnPeople:
+    """An ``on_epoch`` hook for :func:`asrlib.train.train` that scores each epoch's network on the
+    human development and test clips (``score(model)`` returns both results) and keeps the rates
+    in ``path`` (a JSON list), so that a resumed run keeps the epochs before its resume."""
+
+    def __init__(self, path: Path, score):
+        self.path, self.score = Path(path), score
+        self.scores = json.loads(self.path.read_text()) if self.path.exists() else []
+
+    def __call__(self, epoch: int, model) -> None:
+        model.eval()
+        dev, test = self.score(model)
+        model.train()
+        self.scores = [s for s in self.scores if s["epoch"] < epoch] + [
+            {"epoch": epoch, "human_dev_per": dev.errors.rate, "real_per": test.errors.rate}]
+        save_json(self.path, self.scores)
 
 
 def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = None, seed: int = 0, only=None,
@@ -310,7 +333,10 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
             config = dataclasses.replace(config, **row.changes)
         transducer = isinstance(model, Transducer)
         objective = TransducerObjective(phones, monitor="per") if transducer else CTCObjective(phones)
-        history = train(model, objective, train_set, dev_set, config, device=device, checkpoint=folder / "train.pt")
+        each_epoch = EpochsOnPeople(folder / "epochs.json", lambda m: (on_people(m, human_dev_clips, row.normalise),
+                                                                        on_people(m, human, row.normalise)))
+        history = train(model, objective, train_set, dev_set, config, device=device, checkpoint=folder / "train.pt",
+                        on_epoch=each_epoch)
         model.eval()
         test_inputs = test_set.normalised(row.normalise)
         if transducer:
@@ -332,6 +358,8 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
             "dev_per": min(history["dev_per"]),
             "synthetic_test_per": synthetic.errors.rate, "real_per": real.errors.rate,
             "human_dev_per": human_dev.errors.rate,
+            # each epoch on the way: the synthetic dev split's PER and both sets of human clips'
+            "each_epoch": [{**e, "dev_per": d} for e, d in zip(each_epoch.scores, history["dev_per"])],
             "real_errors": dataclasses.asdict(real.errors),
             "clips": [{"id": r["id"], "hypothesis": r["hypothesis"], "errors": dataclasses.asdict(r["errors"])}
                       for r in real.rows],

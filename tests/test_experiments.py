@@ -76,6 +76,10 @@ def test_the_robustness_ablation_records_both_scores_keeps_weights_and_resumes(t
     for row in record["rows"].values():
         assert 0 <= row["synthetic_test_per"] and 0 <= row["real_per"] and len(row["clips"]) >= 15
         assert row["provenance"]["command"] == "python -m asrlib.experiments robustness --scale smoke"
+        # each epoch on the human clips: one epoch, so the same network as the row's own scores
+        [epoch] = row["each_epoch"]
+        assert epoch["epoch"] == 1 and epoch["dev_per"] == row["dev_per"]
+        assert (epoch["real_per"], epoch["human_dev_per"]) == (row["real_per"], row["human_dev_per"])
     assert record["rows"]["SpecAugment"]["augment"]["freq_masks"] == 2
     path = tmp_path / "robustness-smoke.json"
     model = robustness.load_robust_model(path, json.loads(path.read_text()), "none", ci_corpus.phones.num_classes)
