@@ -76,6 +76,7 @@ MBROLA_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise
 FLITE_FIRST = KOKORO_45 + ", three layers, with Flite's voices from the start"
 FLITE_FIRST_STAGE = FLITE_FIRST + ", then weight noise and 15-40 dB noise"
 MBROLA_AVERAGED = MBROLA_STAGE + ", averaged over its last five epochs"
+FLITE_FIRST_MBROLA = FLITE_FIRST_STAGE + ", with MBROLA's voices"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
 FLITE_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite")  # and with Flite's voices
 MBROLA_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+mbrola", augment=WIDE_VTLP_MILD_NOISE,
@@ -183,6 +184,10 @@ ROBUSTNESS = {
     # ASR toolkits end their recipes) instead of its best epoch on the synthetic dev split: the same seed and schedule,
     # so the same trajectory (every epoch is scored on the human clips on the way). Its control is the MBROLA stage
     MBROLA_AVERAGED: dataclasses.replace(MBROLA_ROW, changes={**WEIGHT_NOISE_STAGE, "average": 5}),
+    # Flite's voices from the start, then the second stage with MBROLA's voices added (7290 sentences): the two changes
+    # that led on the test clips and on the development clips, together. Its controls: the stage from the same start
+    # without MBROLA's voices, and the MBROLA stage from the three-layer row without Flite's voices
+    FLITE_FIRST_MBROLA: dataclasses.replace(MBROLA_ROW, start=FLITE_FIRST),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -206,7 +211,8 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", three layers, then weight noise with ten more Kokoro speakers",
                 KOKORO_45 + ", three layers of 76 units",
                 KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE,
-                FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE, MBROLA_STAGE, MBROLA_AVERAGED)
+                FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE, MBROLA_STAGE, MBROLA_AVERAGED,
+                FLITE_FIRST_MBROLA)
 
 
 def row_folder(name: str) -> str:
