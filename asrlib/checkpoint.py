@@ -11,6 +11,7 @@ settings, naming each one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -72,3 +73,36 @@ def check_resumable(path, saved: dict, ours: dict) -> None:
         listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
         raise ValueError(f"{path} was written with different settings ({listed}); use a new checkpoint path "
                          f"or the same settings to resume")
+
+
+def cpu_copy(model) -> dict:
+    """A copy of ``model``'s state dict on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def average_weights(states: list[dict]) -> dict:
+    """The element-wise mean of the state dicts ``states`` (on the first one's devices); tensors
+    that are not floating point, such as counters, are taken from the last state."""
+    if not states:
+        raise ValueError("average_weights needs at least one state dict")
+    keys = set(states[0])
+    for state in states[1:]:
+        if set(state) != keys:
+            raise ValueError(f"the state dicts to average hold different tensors: {sorted(keys ^ set(state))}")
+    return {k: torch.stack([s[k].to(v.device) for s in states]).mean(0) if v.is_floating_point() else states[-1][k]
+            for k, v in states[0].items()}
+
+
+def resume_state(path, config, model, opt, schedule, device) -> dict:
+    """Load the checkpoint at ``path`` into ``model``, ``opt`` and ``schedule`` (refusing other
+    settings than ``config``'s) and return the trainer's state from it."""
+    saved = load_checkpoint(path, map_location=device)
+    check_resumable(path, saved["config"], dataclasses.asdict(config))
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as e:
+        raise ValueError(f"{path} holds weights for a different model: {e}") from e
+    opt.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["scheduler"])
+    return {"recent": saved.get("recent", []),
+            **{k: saved[k] for k in ("epoch", "step", "seconds", "bad_epochs", "best_score", "best_model", "history")}}

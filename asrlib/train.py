@@ -62,7 +62,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from asrlib.checkpoint import CHECKPOINT_FORMAT, check_resumable, load_checkpoint, save_checkpoint
+from asrlib.checkpoint import CHECKPOINT_FORMAT, average_weights, cpu_copy, resume_state, save_checkpoint
 from asrlib.augment import Augment
 from asrlib.data import NORMALISE, AugmentedDataset, Batch, LengthBucketSampler, collate, loader
 from asrlib.objectives import Objective
@@ -216,7 +216,7 @@ def train(
     state = {"epoch": 0, "step": 0, "seconds": 0.0, "bad_epochs": 0, "best_score": None,
              "best_model": None, "recent": [], "history": _new_history()}
     if checkpoint is not None and Path(checkpoint).exists():
-        state = _resume(checkpoint, config, model, opt, schedule, device)
+        state = resume_state(checkpoint, config, model, opt, schedule, device)
     history = state["history"]
 
     def save():
@@ -260,7 +260,7 @@ def train(
         _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_per_epoch,
                    lr=opt.param_groups[0]["lr"])
         if config.average:  # the weights at the end of the last `average` epochs
-            state["recent"] = [*state["recent"], _cpu_copy(model)][-config.average:]
+            state["recent"] = [*state["recent"], cpu_copy(model)][-config.average:]
         if on_epoch is not None:
             on_epoch(epoch + 1, model)
         epochs.set_postfix({k: f"{v[-1]:.3g}" for k, v in history.items() if k.startswith("dev_")})
@@ -270,23 +270,6 @@ def train(
     elif config.restore_best and state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
     return history
-
-
-def _cpu_copy(model: nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def average_weights(states: list[dict]) -> dict:
-    """The element-wise mean of the state dicts ``states`` (on the first one's devices); tensors
-    that are not floating point, such as counters, are taken from the last state."""
-    if not states:
-        raise ValueError("average_weights needs at least one state dict")
-    keys = set(states[0])
-    for state in states[1:]:
-        if set(state) != keys:
-            raise ValueError(f"the state dicts to average hold different tensors: {sorted(keys ^ set(state))}")
-    return {k: torch.stack([s[k].to(v.device) for s in states]).mean(0) if v.is_floating_point() else states[-1][k]
-            for k, v in states[0].items()}
 
 
 def robust_data(train_set, dev_set, config: TrainConfig):
@@ -358,22 +341,9 @@ def _end_epoch(model, objective, dev_data, device, config, state, epoch, steps_p
     score = scores[objective.monitor]
     if objective.better(score, state["best_score"]):
         state["best_score"], state["bad_epochs"] = score, 0
-        state["best_model"] = _cpu_copy(model)
+        state["best_model"] = cpu_copy(model)
         history["best_epoch"] = epoch + 1
     else:
         state["bad_epochs"] += 1
         if config.patience is not None and state["bad_epochs"] >= config.patience:
             history["stopped_early"] = True
-
-
-def _resume(path, config: TrainConfig, model, opt, schedule, device) -> dict:
-    saved = load_checkpoint(path, map_location=device)
-    check_resumable(path, saved["config"], dataclasses.asdict(config))
-    try:
-        model.load_state_dict(saved["model"])
-    except RuntimeError as e:
-        raise ValueError(f"{path} holds weights for a different model: {e}") from e
-    opt.load_state_dict(saved["optimizer"])
-    schedule.load_state_dict(saved["scheduler"])
-    return {"recent": saved.get("recent", []),
-            **{k: saved[k] for k in ("epoch", "step", "seconds", "bad_epochs", "best_score", "best_model", "history")}}
