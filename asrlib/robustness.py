@@ -31,7 +31,7 @@ import torch
 
 from asrlib.checkpoint import save_json
 from asrlib.models import build_model, parse_name
-from asrlib.robust_stages import EpochsOnPeople, pretrained_from  # noqa: F401 (their names are this module's too)
+from asrlib.robust_stages import EpochsOnPeople, pretrained_from
 
 RESULTS = Path("results")
 CORPUS_SIZE = "ci"  # both scales train on the CI-size corpus

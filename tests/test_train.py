@@ -13,9 +13,9 @@ import torch
 
 import train_job
 from asrlib.data import Item, collate
-from asrlib.checkpoint import load_checkpoint, save_checkpoint
+from asrlib.checkpoint import average_weights, load_checkpoint, save_checkpoint
 from asrlib.objectives import CTCObjective, Objective
-from asrlib.train import TrainConfig, average_weights, train
+from asrlib.train import TrainConfig, train
 
 JOB = Path(__file__).with_name("train_job.py")
 ROOT = JOB.parent.parent
