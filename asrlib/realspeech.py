@@ -99,6 +99,7 @@ class Clip:
     phones: tuple[str, ...]
     source: str = ""
     times: np.ndarray | None = None  # (U, 2) start and end of each phone, in seconds, where known
+    speaker: str = ""  # who speaks, as the source tells (the shipped clips: no speaker is in both splits)
 
     @property
     def duration(self) -> float:
@@ -154,7 +155,7 @@ def clips(ids=None, split: str = "test") -> list[Clip]:
         row = rows[i]
         times = np.array([seg[:2] for seg in row["phones"]], dtype=np.float64)
         out.append(Clip(i, row["text"], load_audio(DATA / row["file"]), tuple(seg[2] for seg in row["phones"]),
-                        row["source"], times))
+                        row["source"], times, row["speaker"]))
     return out
 
 

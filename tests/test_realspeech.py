@@ -40,6 +40,11 @@ def test_the_dev_clips_are_other_recordings_than_the_test_clips(shipped):
     assert not {c.id for c in dev} & {c.id for c in shipped}
     assert not {c.text.lower() for c in dev} & {c.text.lower() for c in shipped}
     assert len({c.audio.tobytes() for c in dev + shipped}) == len(dev) + len(shipped)
+    # and other people: every clip names its speaker, and no speaker is in both sets (the test clips' seven and the
+    # development clips' four, as the sources tell them apart)
+    assert all(c.speaker for c in dev + shipped)
+    assert not {c.speaker for c in dev} & {c.speaker for c in shipped}
+    assert (len({c.speaker for c in shipped}), len({c.speaker for c in dev})) == (7, 4)
     with pytest.raises(ValueError, match="unknown split"):
         realspeech.clips(split="train")
 
