@@ -78,6 +78,7 @@ FLITE_FIRST = KOKORO_45 + ", three layers, with Flite's voices from the start"
 FLITE_FIRST_STAGE = FLITE_FIRST + ", then weight noise and 15-40 dB noise"
 MBROLA_AVERAGED = MBROLA_STAGE + ", averaged over its last five epochs"
 FLITE_FIRST_MBROLA = FLITE_FIRST_STAGE + ", with MBROLA's voices"
+FLITE_FIRST_MBROLA_SEED = FLITE_FIRST_MBROLA + ", another seed"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
 FLITE_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite")  # and with Flite's voices
 MBROLA_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+mbrola", augment=WIDE_VTLP_MILD_NOISE,
@@ -189,6 +190,8 @@ ROBUSTNESS = {
     # that led on the test clips and on the development clips, together. Its controls: the stage from the same start
     # without MBROLA's voices, and the MBROLA stage from the three-layer row without Flite's voices
     FLITE_FIRST_MBROLA: dataclasses.replace(MBROLA_ROW, start=FLITE_FIRST),
+    # that second stage again from the same start with seed 1 (batch order, augmentation and weight noise drawn anew)
+    FLITE_FIRST_MBROLA_SEED: dataclasses.replace(MBROLA_ROW, start=FLITE_FIRST, changes={**WEIGHT_NOISE_STAGE, "seed": 1}),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -213,7 +216,7 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", three layers of 76 units",
                 KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE,
                 FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE, MBROLA_STAGE, MBROLA_AVERAGED,
-                FLITE_FIRST_MBROLA)
+                FLITE_FIRST_MBROLA, FLITE_FIRST_MBROLA_SEED)
 
 
 def row_folder(name: str) -> str:
