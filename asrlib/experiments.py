@@ -40,7 +40,8 @@ from that point, once more without noise and once with each noise level, one dra
 sequence as the paper does, each kept at its best dev phone error rate (:data:`NOISE`).
 The learning curves go to ``results/noise-<scale>.json``.
 
-``robustness`` is chapter 11's ablation, :mod:`asrlib.robustness`.
+``robustness`` is chapter 11's ablation, :mod:`asrlib.robustness`; ``fusion`` decodes one of its
+networks with a phone language model, :mod:`asrlib.fusion`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ import torch
 
 from asrlib.checkpoint import load_checkpoint, save_json
 from asrlib.models import TABLE1, build_model, count_parameters, parse_name
-from asrlib.fusion import fusion
+from asrlib.fusion import TEXTS, fusion
 from asrlib.robustness import ROBUSTNESS, ROBUSTNESS_RECIPE, robustness
 
 RESULTS = Path("results")
@@ -300,6 +301,8 @@ def parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fusion", help="decode a kept robustness row with a phone n-gram LM, chosen on the dev split")
     f.add_argument("--row", required=True, help="a row of the robustness results with kept weights")
     f.add_argument("--scale", default="book", choices=sorted(ROBUSTNESS_RECIPE))
+    f.add_argument("--text", default="transcriptions", choices=TEXTS,
+                   help="the LM's text: the row's training transcriptions, or English (word frequencies and CMUdict)")
     for q in (t, n, r, f):
         q.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: results)")
         q.add_argument("--device", default=None)
@@ -314,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.experiment == "robustness":
         return robustness(args.scale, args.out, args.device, args.seed, args.only, argv)
     if args.experiment == "fusion":
-        return fusion(args.row, args.scale, args.out, args.device, argv)
+        return fusion(args.row, args.scale, args.out, args.device, argv, text=args.text)
     return noise(args.scale, args.out, args.device, args.seed, argv)
 
 

@@ -10,6 +10,12 @@ insertion bonus of a grid (:func:`asrlib.ctc_decode.beam_search` with ``lm=``), 
 setting with the lowest PER on the human development clips of :mod:`asrlib.realspeech` (and, to
 compare, the one best on the synthetic dev split), and scores the synthetic test split and the
 human test clips with it once. It writes ``results/fusion-<scale>.json``.
+
+``--text english`` fits the LMs to English instead (:func:`asrlib.ngram.english_phone_sentences`,
+over the 39 scoring classes: :class:`asrlib.ngram.ScoringClassLM`), with orders up to 4 and a finer
+grid of bonuses, and writes ``results/fusion-english-<scale>.json``. Its grid is scored on the human
+clips only (the synthetic splits are decoded with the chosen setting alone), and run for several rows,
+the file chooses the network too: the row with the lowest fused PER on the development clips.
 """
 
 from __future__ import annotations
@@ -26,27 +32,38 @@ from asrlib.robustness import CORPUS_SIZE, RESULTS, load_robust_model
 # shallow fusion with a phone n-gram LM (asrlib.ngram): the grid searched on the development sets
 FUSION_ORDERS, FUSION_WEIGHTS, FUSION_BONUSES = (2, 3), (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), (0.0, 1.0, 2.0)
 SETTING = ("order", "lm_weight", "insertion_bonus")
+# the grid for a model of English (asrlib.ngram.english_phone_sentences), fixed before any row was decoded with it
+ENGLISH_ORDERS, ENGLISH_WEIGHTS, ENGLISH_BONUSES = (2, 3, 4), (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), (0.0, 0.5, 1.0, 2.0)
+TEXTS = ("transcriptions", "english")
 
 
 def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | None = None, argv=None,
-           orders=FUSION_ORDERS, weights=FUSION_WEIGHTS, bonuses=FUSION_BONUSES, progress: bool = True) -> dict:
-    """Decode a kept CTC row's network with a phone n-gram LM of its training transcriptions.
+           orders=None, weights=None, bonuses=None, progress: bool = True, text: str = "transcriptions") -> dict:
+    """Decode a kept CTC row's network with a phone n-gram LM of its training transcriptions
+    (``text="transcriptions"``) or of English (``text="english"``).
 
-    Every LM order, weight and insertion bonus of the grid decodes the synthetic dev split, the
-    human development clips (``realspeech.clips(split="dev")``) and the human test clips. The
-    setting is chosen on the human development clips (the lowest PER; a tie goes to the smaller
-    weight, then bonus, then order) and, for comparison, on the synthetic dev split; each choice's
-    PER on the test clips is what it scores. The test clips' PER over the whole grid is recorded
-    too, to show how far each choice is from the best for them, never to choose. Writes
-    ``results/fusion-<scale>.json`` (one entry per row)."""
+    Every LM order, weight and insertion bonus of the grid decodes the human development clips
+    (``realspeech.clips(split="dev")``) and the human test clips, and, for the transcriptions' LM,
+    the synthetic dev split. The setting is chosen on the human development clips (the lowest PER;
+    a tie goes to the smaller weight, then bonus, then order) and, for the transcriptions' LM, for
+    comparison on the synthetic dev split; each choice's PER on the test clips is what it scores.
+    The test clips' PER over the whole grid is recorded too, to show how far each choice is from
+    the best for them, never to choose. Writes ``results/fusion-<scale>.json`` or
+    ``results/fusion-english-<scale>.json`` (one entry per row)."""
     from asrlib import realspeech
     from asrlib.corpus import load_corpus
     from asrlib.data import SpeechDataset
     from asrlib.evaluate import log_probs_of, score
-    from asrlib.ngram import PhoneNgram
+    from asrlib.ngram import PhoneNgram, ScoringClassLM, english_phone_sentences
     from asrlib.run import provenance
     from asrlib.runtime import progress_bar
 
+    if text not in TEXTS:
+        raise ValueError(f"unknown text {text!r} for the language model; expected one of {TEXTS}")
+    english = text == "english"
+    orders = orders or (ENGLISH_ORDERS if english else FUSION_ORDERS)
+    weights = weights or (ENGLISH_WEIGHTS if english else FUSION_WEIGHTS)
+    bonuses = bonuses or (ENGLISH_BONUSES if english else FUSION_BONUSES)
     path = out / f"robustness-{scale}.json"
     record = json.loads(path.read_text())
     if row not in record["rows"]:
@@ -54,8 +71,6 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
     corpus = load_corpus(size=CORPUS_SIZE)
     phones, beam, spec = corpus.phones, record["recipe"]["beam"], robustness.ROBUSTNESS[row]
     model = load_robust_model(path, record, row, phones.num_classes).to(device or "cpu")
-    train_set = SpeechDataset(load_corpus(size=spec.size, voices=spec.voices), "train")
-    transcriptions = [item.y.tolist() for item in train_set]
     dev = log_probs_of(model, SpeechDataset(corpus, "dev").normalised(spec.normalise), device or "cpu")
     test = log_probs_of(model, SpeechDataset(corpus, "test").normalised(spec.normalise), device or "cpu")
     people = {split: realspeech.clips(split=split) for split in ("dev", "test")}
@@ -68,7 +83,18 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
         return realspeech.scored(people[split], [phones.decode(beam_search(lp, beam, **kwargs)[0][0])
                                                  for lp in heard[split]], phones).errors
 
-    lms = {n: PhoneNgram.fit(transcriptions, n, phones.num_classes) for n in orders}
+    if english:
+        sentences = english_phone_sentences()
+        lms = {n: ScoringClassLM.fit(sentences, n, phones) for n in orders}
+        classes = {"synthetic dev": [[c for c in phones.fold(phones.decode(y)) if c != "sil"] for y in dev.references],
+                   "human dev": [[c for c in clip.reference if c != "sil"] for clip in people["dev"]]}
+        perplexity = {where: {str(n): lm.perplexity(seqs) for n, lm in lms.items()} for where, seqs in classes.items()}
+        fitted_to = {"english_sentences": len(sentences), "english_phones": sum(map(len, sentences))}
+    else:
+        transcriptions = [item.y.tolist() for item in SpeechDataset(load_corpus(size=spec.size, voices=spec.voices), "train")]
+        lms = {n: PhoneNgram.fit(transcriptions, n, phones.num_classes) for n in orders}
+        perplexity = {str(n): lm.perplexity(dev.references) for n, lm in lms.items()}
+        fitted_to = {"train_transcriptions": len(transcriptions)}
 
     def decoding(setting):
         n, w, b = (setting[k] for k in SETTING)
@@ -80,30 +106,33 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
         kwargs = decoding(dict(zip(SETTING, (n, w, b))))
         test_errors[n, w, b] = on_people("test", **kwargs)
         grid.append({"order": n, "lm_weight": w, "insertion_bonus": b,
-                     "dev_per": score(dev, phones, "beam", beam=beam, **kwargs).errors.rate,
+                     **({} if english else {"dev_per": score(dev, phones, "beam", beam=beam, **kwargs).errors.rate}),
                      "human_dev_per": on_people("dev", **kwargs).rate, "real_per": test_errors[n, w, b].rate})
 
     def chosen_on(key):
         best = min(grid, key=lambda g: (round(g[key], 12), g["lm_weight"], g["insertion_bonus"], g["order"]))
         real = test_errors[tuple(best[k] for k in SETTING)]
-        return {**{k: best[k] for k in SETTING}, "dev_per": best["dev_per"], "human_dev_per": best["human_dev_per"],
+        dev_per = best["dev_per"] if "dev_per" in best else score(dev, phones, "beam", beam=beam, **decoding(best)).errors.rate
+        return {**{k: best[k] for k in SETTING}, "dev_per": dev_per, "human_dev_per": best["human_dev_per"],
                 "synthetic_test_per": score(test, phones, "beam", beam=beam, **decoding(best)).errors.rate,
                 "real_per": real.rate, "real_errors": dataclasses.asdict(real)}
 
     plain = next(g for g in grid if not decoding(g))
     entry = {
         **chosen_on("human_dev_per"),
-        "chosen_on_synthetic_dev": chosen_on("dev_per"),
-        "without_lm": {"dev_per": plain["dev_per"], "human_dev_per": plain["human_dev_per"],
+        **({} if english else {"chosen_on_synthetic_dev": chosen_on("dev_per")}),
+        "without_lm": {"dev_per": plain["dev_per"] if "dev_per" in plain else score(dev, phones, "beam", beam=beam).errors.rate,
+                       "human_dev_per": plain["human_dev_per"],
                        "synthetic_test_per": record["rows"][row]["synthetic_test_per"],
                        "real_per": record["rows"][row]["real_per"]},
-        "lm_dev_perplexity": {str(n): lm.perplexity(dev.references) for n, lm in lms.items()},
-        "train_transcriptions": len(transcriptions), "grid": grid,
+        "lm_dev_perplexity": perplexity, **fitted_to, "grid": grid,
         "provenance": {**provenance(next(model.parameters()).device, []),
                        "command": shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["fusion", "--row", row])])},
     }
-    results = out / f"fusion-{scale}.json"
+    results = out / f"fusion-{'english-' if english else ''}{scale}.json"
     saved = json.loads(results.read_text()) if results.exists() else {"scale": scale, "rows": {}}
     saved["rows"][row] = entry
+    if english:  # the network too is chosen on the development clips, among the rows fused so far
+        saved["chosen"] = min(saved["rows"], key=lambda r: (saved["rows"][r]["human_dev_per"], r))
     save_json(results, saved)
     return entry

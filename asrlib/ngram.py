@@ -21,15 +21,27 @@ where ``c`` counts and ``T(h)`` is the number of distinct labels seen after ``h`
 followed by many different labels trusts its own counts less. The shortest context backs off
 to the uniform distribution over the labels, so no label is impossible. A sequence's start is
 a context of its own (padding with a start symbol), so ``P(k|start)`` is learnt too.
+
+What the model learns is its text. Fitted to the synthetic corpus's transcriptions, it learns the
+sentence generator; people say other things. :func:`english_phone_sentences` gives it English
+instead: sentences of words drawn as often as English uses them (the ``wordfreq`` package's
+frequencies, from subtitles, books, the web and Wikipedia), each word spoken as the CMU
+pronouncing dictionary says, folded to the 39 scoring classes. Such a model knows which phones
+English puts together, within a word and across two, but no grammar: its words are drawn
+independently. :class:`ScoringClassLM` lets a network of finer labels (the corpus's espeak
+phones) be fused with a model of the 39 classes.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
+
+from asrlib.phones import SCORING39, PhoneSet
 
 START = -1  # the context before a sequence's first label
 
@@ -104,3 +116,82 @@ class PhoneNgram:
             total -= self.sequence_log_prob(list(seq))
             n += len(seq)
         return float(np.exp(total / max(n, 1)))
+
+
+SILENCE = SCORING39.index("sil")
+
+
+class ScoringClassLM:
+    """A model of the 39 scoring classes (:data:`asrlib.phones.SCORING39`, silence excluded) for a
+    network whose labels are ``phones``: label ``k`` gets the log probability of its class after
+    the classes of the prefix, ``ln P(fold(k) | fold(prefix))``. Labels that fold to silence or
+    to nothing (pauses, deleted symbols) are free: log probability 0, and left out of the
+    context, as they are left out of the scoring. Only ranks matter in a beam, so the labels of
+    one class sharing its probability (not splitting it) is harmless."""
+
+    def __init__(self, lm: PhoneNgram, phones: PhoneSet):
+        if lm.num_labels != len(SCORING39):
+            raise ValueError(f"a scoring-class model has {len(SCORING39)} labels, got {lm.num_labels}")
+        self.lm, self.order = lm, lm.order
+        self.table = np.array(phones.fold_table())  # label -> class index, -1 deleted (and the blank)
+        self.free = (self.table < 0) | (self.table == SILENCE)
+        self._cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    @staticmethod
+    def indices(sentences: Iterable[Sequence[str]]) -> list[list[int]]:
+        """``sentences`` of scoring-class names (silence left out) as class indices."""
+        index = {c: i for i, c in enumerate(SCORING39) if c != "sil"}
+        out = []
+        for sentence in sentences:
+            unknown = sorted({c for c in sentence if c not in index})
+            if unknown:
+                raise ValueError(f"{unknown} are not scoring classes other than silence: {sorted(index)}")
+            out.append([index[c] for c in sentence])
+        return out
+
+    @classmethod
+    def fit(cls, sentences: Iterable[Sequence[str]], order: int, phones: PhoneSet) -> ScoringClassLM:
+        """Fit an n-gram of ``order`` to ``sentences`` of scoring-class names (silence left out)."""
+        return cls(PhoneNgram.fit(cls.indices(sentences), order, len(SCORING39), exclude=(SILENCE,)), phones)
+
+    def perplexity(self, sentences: Iterable[Sequence[str]]) -> float:
+        """The class model's perplexity on ``sentences`` of scoring-class names (silence left out)."""
+        return self.lm.perplexity(self.indices(sentences))
+
+    def log_probs(self, prefix: Sequence[int]) -> np.ndarray:
+        """``ln P(fold(k) | fold(prefix))`` for every label ``k`` of the network (0 for the free ones)."""
+        classes = tuple(int(self.table[k]) for k in prefix if not self.free[k])
+        context = classes[len(classes) - self.order + 1:] if self.order > 1 else ()
+        if context not in self._cache:
+            lp = self.lm.log_probs(context)[np.maximum(self.table, 0)]
+            lp[self.free] = 0.0
+            self._cache[context] = lp
+        return self._cache[context]
+
+
+def english_phone_sentences(sentences: int = 20000, words: int = 30000, lengths: tuple[int, int] = (4, 15),
+                            seed: int = 0) -> list[list[str]]:
+    """``sentences`` of English as scoring-class names (silence left out): each of ``lengths[0]`` to
+    ``lengths[1]`` words, drawn independently (seeded) from the ``words`` most frequent English
+    words that the CMU pronouncing dictionary knows, in proportion to their frequency in
+    ``wordfreq``'s large English list, each spoken as the dictionary's first pronunciation."""
+    try:
+        import wordfreq
+    except ImportError as err:  # pragma: no cover (a requirement of the book)
+        raise ImportError("an English phone model needs word frequencies: pip install wordfreq") from err
+    from asrlib.realspeech import _dictionary, fold_arpabet
+
+    dictionary, chosen = _dictionary(), []
+    for word in wordfreq.top_n_list("en", 2 * words, wordlist="large"):
+        if re.fullmatch(r"[a-z]+(?:'[a-z]+)?", word) and word in dictionary:
+            chosen.append(word)
+            if len(chosen) == words:
+                break
+    frequency = np.array([wordfreq.word_frequency(w, "en", wordlist="large") for w in chosen])
+    spoken = [fold_arpabet(dictionary[w][0]) for w in chosen]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(sentences):
+        drawn = rng.choice(len(chosen), size=int(rng.integers(lengths[0], lengths[1] + 1)), p=frequency / frequency.sum())
+        out.append([c for j in drawn for c in spoken[j]])
+    return out

@@ -175,3 +175,19 @@ def test_fusion_chooses_the_lm_on_the_human_dev_clips_and_scores_the_test_clips_
     assert len({g["real_per"] for g in grid}) > 1                            # the LM changes what is heard
     saved = json.loads((tmp_path / "fusion-smoke.json").read_text())
     assert saved["rows"]["none"] == entry and entry["provenance"]["command"].endswith("--row none")
+
+    # a model of English instead: its own file, the grid scored on people only, the network chosen on them too
+    import asrlib.ngram
+    small = asrlib.ngram.english_phone_sentences(sentences=200, words=500)
+    monkeypatch.setattr(asrlib.ngram, "english_phone_sentences", lambda: small)
+    (tmp_path / "fusion-english-smoke.json").write_text(json.dumps({"scale": "smoke", "rows": {"worse": {"human_dev_per": 99.0}}}))
+    english = fusion("none", "smoke", out=tmp_path, weights=(0.0, 0.5), bonuses=(0.0, 3.0), progress=False,
+                     text="english")
+    assert len(english["grid"]) == 3 * 4 and all("dev_per" not in g for g in english["grid"])
+    assert english["human_dev_per"] == min(g["human_dev_per"] for g in english["grid"])
+    assert english["without_lm"]["real_per"] == plain["real_per"] and english["dev_per"] >= 0  # a PER (an untrained network inserts)
+    assert english["english_sentences"] == 200 and set(english["lm_dev_perplexity"]) == {"synthetic dev", "human dev"}
+    saved = json.loads((tmp_path / "fusion-english-smoke.json").read_text())
+    assert saved["chosen"] == "none" and saved["rows"]["none"] == english and "worse" in saved["rows"]
+    with pytest.raises(ValueError, match="unknown text"):
+        fusion("none", "smoke", out=tmp_path, text="klingon")

@@ -95,3 +95,39 @@ def test_a_wide_fused_beam_scores_each_labelling_as_enumeration_does(seed):
     assert result[0][0] == max(expected, key=expected.get)
     with pytest.raises(ValueError, match="rescore"):
         beam_search(lp, lm=lm, rescore=True)
+
+
+def test_a_scoring_class_model_gives_each_label_its_class_probability():
+    from asrlib.ngram import SILENCE, ScoringClassLM
+    from asrlib.phones import SCORING39, PhoneSet
+
+    phones = PhoneSet("espeak")
+    rng = np.random.default_rng(0)
+    classes = [c for c in SCORING39 if c != "sil"]
+    sentences = [list(rng.choice(classes, size=rng.integers(3, 12))) for _ in range(300)]
+    lm = ScoringClassLM.fit(sentences, 3, phones)
+    reference = PhoneNgram.fit(ScoringClassLM.indices(sentences), 3, len(SCORING39), exclude=(SILENCE,))
+    pause, deleted = phones.encode(["pau"])[0], phones.encode([";"])[0]
+    for _ in range(20):
+        prefix = list(rng.integers(1, phones.num_classes, size=rng.integers(0, 6)))
+        # the context by another road: the labels' names folded (silence and deleted ones dropped)
+        context = [SCORING39.index(c) for c in phones.fold(phones.decode(prefix)) if c != "sil"]
+        expected = reference.log_probs(tuple(context))
+        got = lm.log_probs(prefix)
+        for k in range(1, phones.num_classes):
+            folded = phones.fold(phones.decode([k]))
+            assert got[k] == (expected[SCORING39.index(folded[0])] if folded and folded[0] != "sil" else 0.0)
+        np.testing.assert_array_equal(lm.log_probs(prefix + [pause, deleted]), got)  # pauses leave the context alone
+    with pytest.raises(ValueError, match="'xx'"):
+        ScoringClassLM.fit([["dh", "xx"]], 2, phones)
+
+
+def test_english_phone_sentences_are_english_and_seeded():
+    from asrlib.ngram import english_phone_sentences
+    from asrlib.phones import SCORING39
+
+    a, b, c = (english_phone_sentences(sentences=300, words=500, seed=s) for s in (0, 0, 1))
+    assert a == b and a != c and len(a) == 300
+    assert {p for s in a for p in s} <= set(SCORING39) - {"sil"}
+    follows_dh = Counter(s[i + 1] for s in a for i in range(len(s) - 1) if s[i] == "dh")
+    assert follows_dh["ah"] > 0.5 * sum(follows_dh.values())  # 'the' outnumbers 'that', 'this', 'they', ...
