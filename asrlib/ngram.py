@@ -170,11 +170,12 @@ class ScoringClassLM:
 
 
 def english_phone_sentences(sentences: int = 20000, words: int = 30000, lengths: tuple[int, int] = (4, 15),
-                            seed: int = 0) -> list[list[str]]:
+                            seed: int = 0, weighted: bool = True) -> list[list[str]]:
     """``sentences`` of English as scoring-class names (silence left out): each of ``lengths[0]`` to
     ``lengths[1]`` words, drawn independently (seeded) from the ``words`` most frequent English
     words that the CMU pronouncing dictionary knows, in proportion to their frequency in
-    ``wordfreq``'s large English list, each spoken as the dictionary's first pronunciation."""
+    ``wordfreq``'s large English list (``weighted=False``: all equally likely), each spoken as the
+    dictionary's first pronunciation."""
     try:
         import wordfreq
     except ImportError as err:  # pragma: no cover (a requirement of the book)
@@ -189,9 +190,9 @@ def english_phone_sentences(sentences: int = 20000, words: int = 30000, lengths:
                 break
     frequency = np.array([wordfreq.word_frequency(w, "en", wordlist="large") for w in chosen])
     spoken = [fold_arpabet(dictionary[w][0]) for w in chosen]
-    rng = np.random.default_rng(seed)
+    rng, chance = np.random.default_rng(seed), frequency / frequency.sum() if weighted else None
     out = []
     for _ in range(sentences):
-        drawn = rng.choice(len(chosen), size=int(rng.integers(lengths[0], lengths[1] + 1)), p=frequency / frequency.sum())
+        drawn = rng.choice(len(chosen), size=int(rng.integers(lengths[0], lengths[1] + 1)), p=chance)
         out.append([c for j in drawn for c in spoken[j]])
     return out

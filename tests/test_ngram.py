@@ -131,3 +131,6 @@ def test_english_phone_sentences_are_english_and_seeded():
     assert {p for s in a for p in s} <= set(SCORING39) - {"sil"}
     follows_dh = Counter(s[i + 1] for s in a for i in range(len(s) - 1) if s[i] == "dh")
     assert follows_dh["ah"] > 0.5 * sum(follows_dh.values())  # 'the' outnumbers 'that', 'this', 'they', ...
+    uniform = english_phone_sentences(sentences=300, words=500, weighted=False)
+    follows_dh = Counter(s[i + 1] for s in uniform for i in range(len(s) - 1) if s[i] == "dh")
+    assert follows_dh["ah"] < 0.5 * sum(follows_dh.values())  # every word alike: 'the' is one dh-word of many
