@@ -87,11 +87,12 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
         sentences = english_phone_sentences()
         lms = {n: ScoringClassLM.fit(sentences, n, phones) for n in orders}
         classes = {"synthetic dev": [[c for c in phones.fold(phones.decode(y)) if c != "sil"] for y in dev.references],
-                   "human dev": [[c for c in clip.reference if c != "sil"] for clip in people["dev"]]}
+                   "human dev": [clip.reference for clip in people["dev"]]}  # silence already left out
         perplexity = {where: {str(n): lm.perplexity(seqs) for n, lm in lms.items()} for where, seqs in classes.items()}
         fitted_to = {"english_sentences": len(sentences), "english_phones": sum(map(len, sentences))}
     else:
-        transcriptions = [item.y.tolist() for item in SpeechDataset(load_corpus(size=spec.size, voices=spec.voices), "train")]
+        train_set = SpeechDataset(load_corpus(size=spec.size, voices=spec.voices), "train")
+        transcriptions = [item.y.tolist() for item in train_set]
         lms = {n: PhoneNgram.fit(transcriptions, n, phones.num_classes) for n in orders}
         perplexity = {str(n): lm.perplexity(dev.references) for n, lm in lms.items()}
         fitted_to = {"train_transcriptions": len(transcriptions)}
@@ -100,28 +101,31 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
         n, w, b = (setting[k] for k in SETTING)
         return {"lm": lms[n], "lm_weight": w, "insertion_bonus": b} if w or b else {}
 
+    def synthetic_per(split, setting):
+        return score(split, phones, "beam", beam=beam, **decoding(setting)).errors.rate
+
     grid, test_errors = [], {}  # the test clips' errors of each setting, for the chosen ones' record
     for n, w, b in progress_bar([(n, w, b) for n in orders for w in weights for b in bonuses], desc="fusion grid",
                                 disable=not progress):
-        kwargs = decoding(dict(zip(SETTING, (n, w, b))))
+        setting = dict(zip(SETTING, (n, w, b)))
+        kwargs = decoding(setting)
         test_errors[n, w, b] = on_people("test", **kwargs)
-        grid.append({"order": n, "lm_weight": w, "insertion_bonus": b,
-                     **({} if english else {"dev_per": score(dev, phones, "beam", beam=beam, **kwargs).errors.rate}),
+        grid.append({**setting, **({} if english else {"dev_per": synthetic_per(dev, setting)}),
                      "human_dev_per": on_people("dev", **kwargs).rate, "real_per": test_errors[n, w, b].rate})
 
     def chosen_on(key):
         best = min(grid, key=lambda g: (round(g[key], 12), g["lm_weight"], g["insertion_bonus"], g["order"]))
         real = test_errors[tuple(best[k] for k in SETTING)]
-        dev_per = best["dev_per"] if "dev_per" in best else score(dev, phones, "beam", beam=beam, **decoding(best)).errors.rate
+        dev_per = best["dev_per"] if "dev_per" in best else synthetic_per(dev, best)
         return {**{k: best[k] for k in SETTING}, "dev_per": dev_per, "human_dev_per": best["human_dev_per"],
-                "synthetic_test_per": score(test, phones, "beam", beam=beam, **decoding(best)).errors.rate,
+                "synthetic_test_per": synthetic_per(test, best),
                 "real_per": real.rate, "real_errors": dataclasses.asdict(real)}
 
     plain = next(g for g in grid if not decoding(g))
     entry = {
         **chosen_on("human_dev_per"),
         **({} if english else {"chosen_on_synthetic_dev": chosen_on("dev_per")}),
-        "without_lm": {"dev_per": plain["dev_per"] if "dev_per" in plain else score(dev, phones, "beam", beam=beam).errors.rate,
+        "without_lm": {"dev_per": plain["dev_per"] if "dev_per" in plain else synthetic_per(dev, plain),
                        "human_dev_per": plain["human_dev_per"],
                        "synthetic_test_per": record["rows"][row]["synthetic_test_per"],
                        "real_per": record["rows"][row]["real_per"]},
