@@ -5,18 +5,16 @@
     python -m asrlib.experiments robustness --scale book
     python -m asrlib.experiments robustness --scale book --only "speed ±10%"
 
-:func:`robustness` trains chapter 6's network and recipe once per row of :data:`ROBUSTNESS` (no
-robustness, each piece of :mod:`asrlib.augment` alone, combinations, the speakers of the voice
-families of :mod:`asrlib.corpus.neural` and :mod:`asrlib.corpus.kokoro`, a deeper network, and
-weight noise), scores each on the synthetic test split and on the
-human recordings of :mod:`asrlib.realspeech`, and writes ``results/robustness-<scale>.json``:
-per row the settings, the dev, synthetic test and human phone error rates, each clip's
-hypothesis, the training time and the provenance. The file is rewritten atomically after every
-row; run again, the command skips the rows it holds and resumes a killed row from its
-checkpoints. The weights of the rows in :data:`KEEP_WEIGHTS` are kept as ``model.pt``
-(:func:`load_robust_model`). A :class:`Row` with a ``start`` begins from that row's kept
-weights, as the paper's second training stage does, and trains on with the recipe changed as
-it says (weight noise); its training time includes the first stage's.
+:func:`robustness` trains chapter 6's network and recipe once per row of :data:`ROBUSTNESS` (no robustness, each
+piece of :mod:`asrlib.augment` alone, combinations, the speakers of the voice families of
+:mod:`asrlib.corpus.neural` and :mod:`asrlib.corpus.kokoro`, a deeper network, and weight noise), scores each on
+the synthetic test split and on the human recordings of :mod:`asrlib.realspeech`, and writes
+``results/robustness-<scale>.json``: per row the settings, the dev, synthetic test and human phone error rates,
+each clip's hypothesis, the training time and the provenance. The file is rewritten atomically after every row;
+run again, the command skips the rows it holds and resumes a killed row from its checkpoints. The weights of the
+rows in :data:`KEEP_WEIGHTS` are kept as ``model.pt`` (:func:`load_robust_model`). A :class:`Row` with a
+``start`` begins from that row's kept weights, as the paper's second training stage does, and trains on with the
+recipe changed as it says (weight noise); its training time includes the first stage's.
 """
 
 from __future__ import annotations
@@ -79,6 +77,7 @@ FLITE_FIRST_STAGE = FLITE_FIRST + ", then weight noise and 15-40 dB noise"
 MBROLA_AVERAGED = MBROLA_STAGE + ", averaged over its last five epochs"
 FLITE_FIRST_MBROLA = FLITE_FIRST_STAGE + ", with MBROLA's voices"
 FLITE_FIRST_MBROLA_SEED = FLITE_FIRST_MBROLA + ", another seed"
+PEOPLE_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's, Festival's and MBROLA's voices"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
 FLITE_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite")  # and with Flite's voices
 MBROLA_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+mbrola", augment=WIDE_VTLP_MILD_NOISE,
@@ -192,6 +191,9 @@ ROBUSTNESS = {
     FLITE_FIRST_MBROLA: dataclasses.replace(MBROLA_ROW, start=FLITE_FIRST),
     # that second stage again from the same start with seed 1 (batch order, augmentation and weight noise drawn anew)
     FLITE_FIRST_MBROLA_SEED: dataclasses.replace(MBROLA_ROW, start=FLITE_FIRST, changes={**WEIGHT_NOISE_STAGE, "seed": 1}),
+    # every voice made from people at once (Flite's, Festival's ked and MBROLA's three), 7830 sentences: its controls
+    # are the Festival and the MBROLA stages (the same start and schedule, each with one of the two families)
+    PEOPLE_STAGE: dataclasses.replace(MBROLA_ROW, voices="espeak+neural+kokoro+flite+festival+mbrola"),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -216,7 +218,7 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", three layers of 76 units",
                 KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE,
                 FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE, MBROLA_STAGE, MBROLA_AVERAGED,
-                FLITE_FIRST_MBROLA, FLITE_FIRST_MBROLA_SEED)
+                FLITE_FIRST_MBROLA, FLITE_FIRST_MBROLA_SEED, PEOPLE_STAGE)
 
 
 def row_folder(name: str) -> str:

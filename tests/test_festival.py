@@ -115,3 +115,13 @@ def test_mbrola_adds_twelve_speakers_after_the_flite_corpus_and_keeps_its_uttera
     assert {(s.speaker.voice.voice, s.speaker.sex) for s in extra} == {("us1", "f"), ("us2", "m"), ("us3", "m")}
     assert all(s.speaker.split == "train" and s.speaker.id.startswith("mb-") for s in extra)
     assert len({s.speaker.id for s in extra}) == 12
+
+
+def test_both_diphone_families_are_the_festival_corpus_then_mbrolas_speakers():
+    flite = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite")
+    with_festival = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite+festival")
+    with_mbrola = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite+mbrola")
+    both = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite+festival+mbrola")
+    assert both[:len(with_festival)] == with_festival
+    assert both[len(with_festival):] == with_mbrola[len(flite):]
+    assert len({s.id for s in both}) == len(both)

@@ -50,7 +50,8 @@ FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 MALES_PER_REGION, FEMALES_PER_REGION = 5, 3
 SIZES = {"ci": 10, "full": 80}   # utterances per speaker
 VOICES = ("espeak", "espeak+neural", "espeak+neural+kokoro", "espeak+neural+kokoro20", "espeak+neural+kokoro+flite",
-          "espeak+neural+kokoro+flite+festival", "espeak+neural+kokoro+flite+mbrola")
+          "espeak+neural+kokoro+flite+festival", "espeak+neural+kokoro+flite+mbrola",
+          "espeak+neural+kokoro+flite+festival+mbrola")
 # The optional second voice family (asrlib.corpus.neural): one neural voice trained on a human
 # speaker, as 8 training speakers that differ in speaking rate (Piper's length_scale) and in the
 # model's two noise scales, each speaking 3 times as many sentences as an espeak speaker.
@@ -293,8 +294,8 @@ def build_corpus(
         Kokoro corpus plus the speakers of Flite's voices (:mod:`asrlib.corpus.flite`, which needs the
         ``flite`` program), or ``"espeak+neural+kokoro+flite+festival"``: those plus Festival's voice
         (:mod:`asrlib.corpus.festival`), or ``"espeak+neural+kokoro+flite+mbrola"``: the Flite corpus plus
-        MBROLA's three voices, run by Festival. The espeak utterances are shared; the
-        development and test splits are the same.
+        MBROLA's three voices, run by Festival, or ``"espeak+neural+kokoro+flite+festival+mbrola"``: both.
+        The espeak utterances are shared; the development and test splits are the same.
     """
     specs = utterance_specs(size, voices)
     folder = data_dir(root) / f"synthetic-v{FORMAT_VERSION}"
