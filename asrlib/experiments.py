@@ -302,7 +302,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--row", required=True, help="a row of the robustness results with kept weights")
     f.add_argument("--scale", default="book", choices=sorted(ROBUSTNESS_RECIPE))
     f.add_argument("--text", default="transcriptions", choices=TEXTS,
-                   help="the LM's text: the row's training transcriptions, or English (word frequencies and CMUdict)")
+                   help="the LM's text: the row's training transcriptions, English (word frequencies and CMUdict) "
+                        "as a class n-gram, or English words (a lexicon model)")
     for q in (t, n, r, f):
         q.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: results)")
         q.add_argument("--device", default=None)

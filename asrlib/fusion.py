@@ -16,6 +16,14 @@ over the 39 scoring classes: :class:`asrlib.ngram.ScoringClassLM`), with orders 
 grid of bonuses, and writes ``results/fusion-english-<scale>.json``. Its grid is scored on the human
 clips only (the synthetic splits are decoded with the chosen setting alone), and run for several rows,
 the file chooses the network too: the row with the lowest fused PER on the development clips.
+
+``--text lexicon`` decodes with a model that knows words (:class:`asrlib.ngram.LexiconLM`: the same
+English words, each prefix split into them every possible way), mixed with the English 3-gram of
+classes (the order with the lower perplexity on the development clips' phones) in the shares of
+:data:`LEXICON_MIXES`, over the English grid of weights and bonuses; it writes
+``results/fusion-lexicon-<scale>.json``, whose network is chosen the same way. Between the two
+files, the choice with the lower fused PER on the development clips is the pipeline's (a tie goes
+to the English n-gram, the simpler), a rule fixed before any row was decoded with the lexicon.
 """
 
 from __future__ import annotations
@@ -34,13 +42,16 @@ FUSION_ORDERS, FUSION_WEIGHTS, FUSION_BONUSES = (2, 3), (0.0, 0.2, 0.4, 0.6, 0.8
 SETTING = ("order", "lm_weight", "insertion_bonus")
 # the grid for a model of English (asrlib.ngram.english_phone_sentences), fixed before any row was decoded with it
 ENGLISH_ORDERS, ENGLISH_WEIGHTS, ENGLISH_BONUSES = (2, 3, 4), (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), (0.0, 0.5, 1.0, 2.0)
-TEXTS = ("transcriptions", "english")
+# the lexicon model's grid (its share of the mixture; the English weights and bonuses), fixed before any row was decoded
+LEXICON_MIXES, LEXICON_BACKOFF = (0.7, 0.9), 3
+TEXTS = ("transcriptions", "english", "lexicon")
 
 
 def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | None = None, argv=None,
            orders=None, weights=None, bonuses=None, progress: bool = True, text: str = "transcriptions") -> dict:
     """Decode a kept CTC row's network with a phone n-gram LM of its training transcriptions
-    (``text="transcriptions"``) or of English (``text="english"``).
+    (``text="transcriptions"``), of English (``text="english"``) or of English words (``text="lexicon"``;
+    its grid's first field is ``mix``, the words' share, where the others' is ``order``).
 
     Every LM order, weight and insertion bonus of the grid decodes the human development clips
     (``realspeech.clips(split="dev")``) and the human test clips, and, for the transcriptions' LM,
@@ -54,14 +65,15 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
     from asrlib.corpus import load_corpus
     from asrlib.data import SpeechDataset
     from asrlib.evaluate import log_probs_of, score
-    from asrlib.ngram import PhoneNgram, ScoringClassLM, english_phone_sentences
+    from asrlib.ngram import LexiconLM, PhoneNgram, ScoringClassLM, english_phone_sentences
     from asrlib.run import provenance
     from asrlib.runtime import progress_bar
 
     if text not in TEXTS:
         raise ValueError(f"unknown text {text!r} for the language model; expected one of {TEXTS}")
-    english = text == "english"
-    orders = orders or (ENGLISH_ORDERS if english else FUSION_ORDERS)
+    english, lexicon = text != "transcriptions", text == "lexicon"
+    orders = orders or (LEXICON_MIXES if lexicon else ENGLISH_ORDERS if english else FUSION_ORDERS)
+    setting_keys = ("mix", *SETTING[1:]) if lexicon else SETTING
     weights = weights or (ENGLISH_WEIGHTS if english else FUSION_WEIGHTS)
     bonuses = bonuses or (ENGLISH_BONUSES if english else FUSION_BONUSES)
     path = out / f"robustness-{scale}.json"
@@ -85,7 +97,11 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
 
     if english:
         sentences = english_phone_sentences()
-        lms = {n: ScoringClassLM.fit(sentences, n, phones) for n in orders}
+        if lexicon:
+            backoff = ScoringClassLM.fit(sentences, LEXICON_BACKOFF, phones).lm
+            lms = {m: ScoringClassLM(LexiconLM.english(backoff, m), phones) for m in orders}
+        else:
+            lms = {n: ScoringClassLM.fit(sentences, n, phones) for n in orders}
         classes = {"synthetic dev": [[c for c in phones.fold(phones.decode(y)) if c != "sil"] for y in dev.references],
                    "human dev": [clip.reference for clip in people["dev"]]}  # silence already left out
         perplexity = {where: {str(n): lm.perplexity(seqs) for n, lm in lms.items()} for where, seqs in classes.items()}
@@ -98,7 +114,7 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
         fitted_to = {"train_transcriptions": len(transcriptions)}
 
     def decoding(setting):
-        n, w, b = (setting[k] for k in SETTING)
+        n, w, b = (setting[k] for k in setting_keys)
         return {"lm": lms[n], "lm_weight": w, "insertion_bonus": b} if w or b else {}
 
     def synthetic_per(split, setting):
@@ -107,17 +123,17 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
     grid, test_errors = [], {}  # the test clips' errors of each setting, for the chosen ones' record
     for n, w, b in progress_bar([(n, w, b) for n in orders for w in weights for b in bonuses], desc="fusion grid",
                                 disable=not progress):
-        setting = dict(zip(SETTING, (n, w, b)))
+        setting = dict(zip(setting_keys, (n, w, b)))
         kwargs = decoding(setting)
         test_errors[n, w, b] = on_people("test", **kwargs)
         grid.append({**setting, **({} if english else {"dev_per": synthetic_per(dev, setting)}),
                      "human_dev_per": on_people("dev", **kwargs).rate, "real_per": test_errors[n, w, b].rate})
 
     def chosen_on(key):
-        best = min(grid, key=lambda g: (round(g[key], 12), g["lm_weight"], g["insertion_bonus"], g["order"]))
-        real = test_errors[tuple(best[k] for k in SETTING)]
+        best = min(grid, key=lambda g: (round(g[key], 12), g["lm_weight"], g["insertion_bonus"], g[setting_keys[0]]))
+        real = test_errors[tuple(best[k] for k in setting_keys)]
         dev_per = best["dev_per"] if "dev_per" in best else synthetic_per(dev, best)
-        return {**{k: best[k] for k in SETTING}, "dev_per": dev_per, "human_dev_per": best["human_dev_per"],
+        return {**{k: best[k] for k in setting_keys}, "dev_per": dev_per, "human_dev_per": best["human_dev_per"],
                 "synthetic_test_per": synthetic_per(test, best),
                 "real_per": real.rate, "real_errors": dataclasses.asdict(real)}
 
@@ -133,10 +149,27 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
         "provenance": {**provenance(next(model.parameters()).device, []),
                        "command": shlex.join(["python", "-m", "asrlib.experiments", *(argv or ["fusion", "--row", row])])},
     }
-    results = out / f"fusion-{'english-' if english else ''}{scale}.json"
+    results = out / f"fusion-{text + '-' if english else ''}{scale}.json"
     saved = json.loads(results.read_text()) if results.exists() else {"scale": scale, "rows": {}}
     saved["rows"][row] = entry
     if english:  # the network too is chosen on the development clips, among the rows fused so far
         saved["chosen"] = min(saved["rows"], key=lambda r: (saved["rows"][r]["human_dev_per"], r))
     save_json(results, saved)
     return entry
+
+
+def chosen_pipeline(scale: str = "book", out: Path = RESULTS) -> tuple[str, str, dict] | None:
+    """The pipeline the development clips choose among the English files (``text`` ``"english"`` and
+    ``"lexicon"``): each file's chosen row, and of those the lower fused PER on the development clips,
+    a tie to the English n-gram. Returns ``(text, row, entry)``, or ``None`` where neither file exists."""
+    chosen = []
+    for rank, text in enumerate(("english", "lexicon")):
+        path = out / f"fusion-{text}-{scale}.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            entry = saved["rows"][saved["chosen"]]
+            chosen.append((entry["human_dev_per"], rank, text, saved["chosen"], entry))
+    if not chosen:
+        return None
+    _, _, text, row, entry = min(chosen, key=lambda c: c[:2])
+    return text, row, entry

@@ -129,7 +129,7 @@ class ScoringClassLM:
     context, as they are left out of the scoring. Only ranks matter in a beam, so the labels of
     one class sharing its probability (not splitting it) is harmless."""
 
-    def __init__(self, lm: PhoneNgram, phones: PhoneSet):
+    def __init__(self, lm: PhoneNgram | LexiconLM, phones: PhoneSet):
         if lm.num_labels != len(SCORING39):
             raise ValueError(f"a scoring-class model has {len(SCORING39)} labels, got {lm.num_labels}")
         self.lm, self.order = lm, lm.order
@@ -161,7 +161,9 @@ class ScoringClassLM:
     def log_probs(self, prefix: Sequence[int]) -> np.ndarray:
         """``ln P(fold(k) | fold(prefix))`` for every label ``k`` of the network (0 for the free ones)."""
         classes = tuple(int(self.table[k]) for k in prefix if not self.free[k])
-        context = classes[len(classes) - self.order + 1:] if self.order > 1 else ()
+        if self.order is not None:  # an n-gram: only the last order - 1 classes count
+            classes = classes[len(classes) - self.order + 1:] if self.order > 1 else ()
+        context = classes
         if context not in self._cache:
             lp = self.lm.log_probs(context)[np.maximum(self.table, 0)]
             lp[self.free] = 0.0
@@ -169,13 +171,10 @@ class ScoringClassLM:
         return self._cache[context]
 
 
-def english_phone_sentences(sentences: int = 20000, words: int = 30000, lengths: tuple[int, int] = (4, 15),
-                            seed: int = 0, weighted: bool = True) -> list[list[str]]:
-    """``sentences`` of English as scoring-class names (silence left out): each of ``lengths[0]`` to
-    ``lengths[1]`` words, drawn independently (seeded) from the ``words`` most frequent English
-    words that the CMU pronouncing dictionary knows, in proportion to their frequency in
-    ``wordfreq``'s large English list (``weighted=False``: all equally likely), each spoken as the
-    dictionary's first pronunciation."""
+def english_words(words: int = 30000) -> tuple[list[list[str]], np.ndarray]:
+    """The ``words`` most frequent English words that the CMU pronouncing dictionary knows (in
+    ``wordfreq``'s large English list), each as the dictionary's first pronunciation folded to
+    scoring-class names, and their frequencies."""
     try:
         import wordfreq
     except ImportError as err:  # pragma: no cover (a requirement of the book)
@@ -189,10 +188,108 @@ def english_phone_sentences(sentences: int = 20000, words: int = 30000, lengths:
             if len(chosen) == words:
                 break
     frequency = np.array([wordfreq.word_frequency(w, "en", wordlist="large") for w in chosen])
-    spoken = [fold_arpabet(dictionary[w][0]) for w in chosen]
+    return [fold_arpabet(dictionary[w][0]) for w in chosen], frequency
+
+
+def english_phone_sentences(sentences: int = 20000, words: int = 30000, lengths: tuple[int, int] = (4, 15),
+                            seed: int = 0, weighted: bool = True) -> list[list[str]]:
+    """``sentences`` of English as scoring-class names (silence left out): each of ``lengths[0]`` to
+    ``lengths[1]`` words, drawn independently (seeded) from :func:`english_words`, in proportion
+    to their frequency (``weighted=False``: all equally likely)."""
+    spoken, frequency = english_words(words)
     rng, chance = np.random.default_rng(seed), frequency / frequency.sum() if weighted else None
     out = []
     for _ in range(sentences):
-        drawn = rng.choice(len(chosen), size=int(rng.integers(lengths[0], lengths[1] + 1)), p=chance)
+        drawn = rng.choice(len(spoken), size=int(rng.integers(lengths[0], lengths[1] + 1)), p=chance)
         out.append([c for j in drawn for c in spoken[j]])
     return out
+
+
+class LexiconLM:
+    """A model of the scoring classes that knows words: a sentence is a sequence of words, each
+    drawn independently with probability ``probs[i]`` and spoken as ``spoken[i]`` (scoring-class
+    names). The words share a prefix tree (a trie) of their phones, and a prefix of classes may
+    split into words in many ways; the model keeps, after each prefix, the probability of every
+    node of the tree it may have reached (summed over the splits), so ``P(k | prefix)`` is exact,
+    however far back the current word began, which an n-gram of the same sentences only
+    approximates. Such a model gives 0 to a class no word can continue with (a name it does not
+    know, a mispronunciation), so it is mixed with ``backoff`` (a class n-gram,
+    :meth:`ScoringClassLM.fit`'s ``lm``): ``mix P_words + (1 - mix) P_backoff``. Where the words
+    cannot continue, the prefix starts a new word there. :class:`ScoringClassLM` fuses it."""
+
+    order = None  # every class of the prefix counts
+
+    def __init__(self, spoken: Sequence[Sequence[str]], probs: Sequence[float], backoff: PhoneNgram, mix: float):
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"the words' share of the mixture lies in [0, 1], got {mix}")
+        if len(spoken) != len(probs) or not len(spoken):
+            raise ValueError(f"{len(spoken)} pronunciations for {len(probs)} probabilities")
+        if backoff.num_labels != len(SCORING39):
+            raise ValueError(f"the backoff is a model of the {len(SCORING39)} scoring classes, got {backoff.num_labels}")
+        self.backoff, self.mix, self.num_labels = backoff, mix, len(SCORING39)
+        probs = np.asarray(probs, float) / np.sum(probs)
+        children, end, mass = [{}], [0.0], [1.0]  # node 0 is the root: between words
+        for word, p in zip(ScoringClassLM.indices(spoken), probs):
+            if not word:
+                raise ValueError("a word of no scoring class (every phone folds away) cannot be spoken")
+            node = 0
+            for c in word:
+                if c not in children[node]:
+                    children[node][c] = len(children)
+                    children.append({}), end.append(0.0), mass.append(0.0)
+                node = children[node][c]
+                mass[node] += p
+            end[node] += p
+        self.children, self.end = children, np.asarray(end) / np.asarray(mass)  # P(the word ends here | node)
+        self.step = [{c: mass[child] / mass[node] for c, child in kids.items()} for node, kids in enumerate(children)]
+        self._states: dict[tuple[int, ...], dict[int, float]] = {(): {0: 1.0}}
+        self._cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    @classmethod
+    def english(cls, backoff: PhoneNgram, mix: float, words: int = 30000) -> LexiconLM:
+        """The :func:`english_words` as a :class:`LexiconLM`, each as likely as English uses it."""
+        return cls(*english_words(words), backoff, mix)
+
+    def _state(self, prefix: tuple[int, ...]) -> dict[int, float]:
+        """The probability of each node of the tree after ``prefix`` (summing to 1)."""
+        if prefix not in self._states:
+            before, c = self._state(prefix[:-1]), prefix[-1]
+            between = sum(p * self.end[node] for node, p in before.items()) + before.get(0, 0.0)
+            after: dict[int, float] = defaultdict(float)
+            for node, p in ((0, between), *((n, p) for n, p in before.items() if n)):
+                if c in self.children[node]:
+                    after[self.children[node][c]] += p * self.step[node][c]
+            total = sum(after.values())
+            if total > 0:
+                after = {n: p / total for n, p in after.items() if p > 1e-12 * total}
+            else:  # no word continues with c: a new word starts with it (or, if none does, after it)
+                after = {self.children[0][c]: 1.0} if c in self.children[0] else {0: 1.0}
+            self._states[prefix] = after
+        return self._states[prefix]
+
+    def probs(self, context: Sequence[int]) -> np.ndarray:
+        """``P_words(k | context)`` for every class ``k`` (the words alone, not mixed)."""
+        state, p = self._state(tuple(context)), np.zeros(self.num_labels)
+        between = sum(q * self.end[node] for node, q in state.items()) + state.get(0, 0.0)
+        for node, q in ((0, between), *((n, q) for n, q in state.items() if n)):
+            for c, s in self.step[node].items():
+                p[c] += q * s
+        return p
+
+    def log_probs(self, context: Sequence[int]) -> np.ndarray:
+        """``ln(mix P_words(k | context) + (1 - mix) P_backoff(k | context))`` for every class ``k``."""
+        context = tuple(context)
+        if context not in self._cache:
+            mixed = self.mix * self.probs(context) + (1 - self.mix) * np.exp(self.backoff.log_probs(context))
+            with np.errstate(divide="ignore"):
+                self._cache[context] = np.log(mixed)
+        return self._cache[context]
+
+    def perplexity(self, sequences: Iterable[Sequence[int]]) -> float:
+        """``exp`` of the mean negative log probability per class over ``sequences``."""
+        total, n = 0.0, 0
+        for seq in sequences:
+            seq = [int(k) for k in seq]
+            total -= sum(float(self.log_probs(seq[:i])[k]) for i, k in enumerate(seq))
+            n += len(seq)
+        return float(np.exp(total / max(n, 1)))

@@ -189,5 +189,17 @@ def test_fusion_chooses_the_lm_on_the_human_dev_clips_and_scores_the_test_clips_
     assert english["english_sentences"] == 200 and set(english["lm_dev_perplexity"]) == {"synthetic dev", "human dev"}
     saved = json.loads((tmp_path / "fusion-english-smoke.json").read_text())
     assert saved["chosen"] == "none" and saved["rows"]["none"] == english and "worse" in saved["rows"]
+    # a model of English words: a grid over its share of the mixture, its own file, then the rule between the files
+    from asrlib.fusion import LEXICON_MIXES, chosen_pipeline
+
+    assert chosen_pipeline("smoke", tmp_path)[:2] == ("english", "none")
+    words = fusion("none", "smoke", out=tmp_path, weights=(0.0, 0.5), bonuses=(0.0, 3.0), progress=False, text="lexicon")
+    assert len(words["grid"]) == len(LEXICON_MIXES) * 4 and {g["mix"] for g in words["grid"]} == set(LEXICON_MIXES)
+    assert words["human_dev_per"] == min(g["human_dev_per"] for g in words["grid"]) and "order" not in words
+    same = next(g for g in words["grid"] if all(g[k] == words[k] for k in ("mix", "lm_weight", "insertion_bonus")))
+    assert words["real_per"] == same["real_per"] and words["without_lm"]["real_per"] == plain["real_per"]
+    assert json.loads((tmp_path / "fusion-lexicon-smoke.json").read_text())["chosen"] == "none"
+    text, row, entry = chosen_pipeline("smoke", tmp_path)
+    assert (text, entry) == (("lexicon", words) if words["human_dev_per"] < english["human_dev_per"] else ("english", english))
     with pytest.raises(ValueError, match="unknown text"):
         fusion("none", "smoke", out=tmp_path, text="klingon")

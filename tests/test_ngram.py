@@ -134,3 +134,66 @@ def test_english_phone_sentences_are_english_and_seeded():
     uniform = english_phone_sentences(sentences=300, words=500, weighted=False)
     follows_dh = Counter(s[i + 1] for s in uniform for i in range(len(s) - 1) if s[i] == "dh")
     assert follows_dh["ah"] < 0.5 * sum(follows_dh.values())  # every word alike: 'the' is one dh-word of many
+
+
+def _stream_starts_with(prefix, words, probs):
+    """P(an endless stream of independently drawn words begins with ``prefix``), by enumeration:
+    the prefix is whole words then part (possibly none) of one more, split every possible way."""
+    if not prefix:
+        return 1.0
+    total = 0.0
+    for word, p in zip(words, probs):
+        if len(word) > len(prefix) and word[: len(prefix)] == prefix:
+            total += p  # the prefix ends inside this word
+        elif word == prefix[: len(word)]:
+            total += p * _stream_starts_with(prefix[len(word):], words, probs)
+    return total
+
+
+def test_a_lexicon_model_is_exact_against_enumerating_every_split_into_words():
+    from asrlib.ngram import LexiconLM, ScoringClassLM
+    from asrlib.phones import SCORING39
+
+    # words that overlap: 'ah' + 'n' and 'ah n', 'n iy' after either, a homophone pair, a long one
+    spoken = [["ah"], ["ah", "n"], ["n", "iy"], ["n"], ["b", "iy"], ["b", "iy"], ["ah", "n", "ah", "dh", "er"]]
+    probs = np.array([0.3, 0.2, 0.1, 0.1, 0.05, 0.1, 0.15])
+    words = [tuple(w) for w in ScoringClassLM.indices(spoken)]
+    backoff = PhoneNgram.fit(ScoringClassLM.indices(spoken), 2, len(SCORING39), exclude=(SCORING39.index("sil"),))
+    lm = LexiconLM(spoken, probs, backoff, mix=1.0)
+    rng = np.random.default_rng(0)
+    alphabet = sorted({c for w in words for c in w})
+    checked = 0
+    for _ in range(200):
+        prefix = tuple(int(c) for c in rng.choice(alphabet, size=rng.integers(0, 7)))
+        start = _stream_starts_with(prefix, words, probs)
+        if start == 0:
+            continue
+        expected = np.array([_stream_starts_with(prefix + (k,), words, probs) for k in range(len(SCORING39))]) / start
+        np.testing.assert_allclose(lm.probs(prefix), expected, atol=1e-12)
+        checked += 1
+    assert checked > 50
+    mixed = LexiconLM(spoken, probs, backoff, mix=0.7)
+    context = tuple(words[1])
+    np.testing.assert_allclose(np.exp(mixed.log_probs(context)),
+                               0.7 * lm.probs(context) + 0.3 * np.exp(backoff.log_probs(context)))
+    assert np.isclose(np.exp(mixed.log_probs(context)).sum(), 1.0)
+    # a class no word continues with starts a new word: the model goes on, no worse than its backoff
+    unknown = tuple(words[4]) + (SCORING39.index("k"),)
+    assert np.isfinite(mixed.log_probs(unknown + tuple(words[0]))[words[1][-1]])
+    with pytest.raises(ValueError, match="mixture"):
+        LexiconLM(spoken, probs, backoff, mix=1.5)
+    with pytest.raises(ValueError, match="'xx'"):
+        LexiconLM([["xx"]], [1.0], backoff, mix=0.5)
+
+
+def test_a_lexicon_model_of_english_knows_english_better_than_an_ngram_of_the_same_words():
+    from asrlib.ngram import SILENCE, LexiconLM, ScoringClassLM, english_phone_sentences
+    from asrlib.phones import SCORING39
+    from asrlib.realspeech import fold_arpabet, pronounce
+
+    backoff = PhoneNgram.fit(ScoringClassLM.indices(english_phone_sentences(sentences=2000, words=2000)), 3,
+                             len(SCORING39), exclude=(SILENCE,))
+    lexicon = LexiconLM.english(backoff, mix=0.9, words=2000)
+    said = [fold_arpabet(pronounce(text)) for text in ("there is a house in the middle of the city",
+                                                        "she said that they would come back before the night")]
+    assert lexicon.perplexity(ScoringClassLM.indices(said)) < 0.8 * backoff.perplexity(ScoringClassLM.indices(said))
