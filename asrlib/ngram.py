@@ -250,6 +250,15 @@ class LexiconLM:
         """The :func:`english_words` as a :class:`LexiconLM`, each as likely as English uses it."""
         return cls(*english_words(words), backoff, mix)
 
+    def knows(self, spoken: Sequence[str]) -> bool:
+        """Whether ``spoken`` (scoring-class names) is the pronunciation of one of the model's words."""
+        node = 0
+        for c in ScoringClassLM.indices([spoken])[0]:
+            if c not in self.children[node]:
+                return False
+            node = self.children[node][c]
+        return node != 0 and self.end[node] > 0
+
     def _state(self, prefix: tuple[int, ...]) -> dict[int, float]:
         """The probability of each node of the tree after ``prefix`` (summing to 1)."""
         if prefix not in self._states:

@@ -180,6 +180,7 @@ def test_a_lexicon_model_is_exact_against_enumerating_every_split_into_words():
     # a class no word continues with starts a new word: the model goes on, no worse than its backoff
     unknown = tuple(words[4]) + (SCORING39.index("k"),)
     assert np.isfinite(mixed.log_probs(unknown + tuple(words[0]))[words[1][-1]])
+    assert lm.knows(["ah", "n"]) and lm.knows(["n"]) and not lm.knows(["ah", "n", "ah"]) and not lm.knows([])
     with pytest.raises(ValueError, match="mixture"):
         LexiconLM(spoken, probs, backoff, mix=1.5)
     with pytest.raises(ValueError, match="'xx'"):
