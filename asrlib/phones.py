@@ -111,6 +111,18 @@ ESPEAK_TO_39: dict[str, str | None] = {
 
 _ESPEAK_PAUSES = frozenset({"_", "_:", "_|"})
 
+# Symbols espeak-ng emits for everyday English but never for the corpus's sentences, each heard as
+# one of the labels above: spelling them so keeps the label set (and every trained network's
+# outputs) as they are, and lets any sentence be spoken (asrlib.corpus.speak).
+ESPEAK_ALIASES: dict[str, str] = {
+    "@-": "@",      # a schwa espeak may drop, average, camera
+    "@5": "@",      # schwa of 'to' before a consonant (RP)
+    "i@": "@",      # the unstressed i-schwa of area, audience, billion: the schwa is what stays when spoken fast
+    "n-": "n",      # syllabic n, button (TIMIT en folds to n)
+    "?": ";",       # glottal stop for t, button (US); TIMIT q, deleted in scoring like the glottal onset
+    "O": "O:",      # short thought vowel, Utah, Korea
+}
+
 
 class UnknownPhoneError(ValueError):
     """A phone symbol that the phone set does not contain."""
@@ -118,7 +130,7 @@ class UnknownPhoneError(ValueError):
 
 def normalise_espeak(symbol: str, where: str = "") -> str:
     """An espeak-ng phoneme event's mnemonic as a fine label: stress marks stripped, pauses
-    unified to ``pau``.
+    unified to ``pau``, the rarer symbols of :data:`ESPEAK_ALIASES` spelled as the label they sound like.
 
     Raises
     ------
@@ -126,6 +138,7 @@ def normalise_espeak(symbol: str, where: str = "") -> str:
         If the symbol is not in :data:`ESPEAK_TO_39` (naming it, and ``where`` it was found).
     """
     bare = symbol.lstrip("',")
+    bare = ESPEAK_ALIASES.get(bare, bare)
     if bare in _ESPEAK_PAUSES:
         return "pau"
     if bare not in ESPEAK_TO_39:

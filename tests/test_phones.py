@@ -2,7 +2,7 @@
 
 import pytest
 
-from asrlib.phones import ESPEAK_TO_39, SCORING39, TIMIT61, TIMIT_TO_39, PhoneSet, UnknownPhoneError, normalise_espeak
+from asrlib.phones import ESPEAK_ALIASES, ESPEAK_TO_39, SCORING39, TIMIT61, TIMIT_TO_39, PhoneSet, UnknownPhoneError, normalise_espeak
 
 
 def test_timit_has_61_labels_folding_onto_39_classes():
@@ -44,3 +44,11 @@ def test_unknown_symbols_are_errors_that_name_them():
 def test_espeak_normalisation_strips_stress_and_unifies_pauses():
     assert normalise_espeak("'aI") == "aI" and normalise_espeak(",oU") == "oU"
     assert normalise_espeak("_:") == normalise_espeak("_") == normalise_espeak("_|") == "pau"
+
+
+def test_espeak_aliases_are_spelled_as_labels_of_the_set_which_they_leave_unchanged():
+    assert not set(ESPEAK_ALIASES) & set(ESPEAK_TO_39)  # an alias is never a label: the set keeps its size
+    assert PhoneSet("espeak").symbols == tuple(ESPEAK_TO_39)
+    for symbol, label in ESPEAK_ALIASES.items():
+        assert label in ESPEAK_TO_39 and normalise_espeak(f"'{symbol}") == label, symbol
+    assert ESPEAK_TO_39[normalise_espeak("?")] is None  # a glottal stop is deleted in scoring, like TIMIT's q
