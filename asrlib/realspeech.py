@@ -16,6 +16,8 @@ for the others), in ARPAbet, folded to the 39 scoring classes like every other r
 * :func:`recognise`: one recording through a CTC network or a transducer, decoded to phones.
 * :func:`score`: the phone error rate of a model on the clips, with each clip's reference and
   hypothesis beside it.
+* :func:`labels_against_references`: the same for a synthetic voice's own labels of the clips'
+  texts: the floor its labelling convention sets.
 
 Silence is left out of the scoring on both sides: where a speaker pauses between words is not
 in the transcript, and a forced alignment's optional pauses are its least reliable part.
@@ -261,6 +263,18 @@ def score(
     recordings = clips() if recordings is None else recordings
     return scored(recordings, [recognise(model, clip.audio, phones, normaliser, method, per_utterance, **decoder_kwargs)
                                for clip in recordings], phones)
+
+
+def labels_against_references(speaker, recordings: list[Clip] | None = None) -> RealScore:
+    """How far a voice's labelling of English is from the references' (CMUdict's, as forced
+    alignment chose among its pronunciations): each recording's text spoken by ``speaker`` (any
+    speaker of the synthetic corpus, :func:`asrlib.corpus.speak`), the phones the synthesiser
+    says it spoke scored as a hypothesis against the recording's reference. A network that
+    learned that labelling perfectly, and heard every word of the recording right, scores this."""
+    from asrlib.corpus import speak
+
+    recordings = clips() if recordings is None else recordings
+    return scored(recordings, [speak(clip.text, speaker)["phones"] for clip in recordings], PhoneSet("espeak"))
 
 
 def scored(recordings: list[Clip], heard: list[list[str]], phones: PhoneSet) -> RealScore:

@@ -202,3 +202,35 @@ def test_inputs_warp_the_filterbank_only_when_asked(shipped):
 
     [heard] = realspeech.log_probs(Echo(), [clip], normaliser, warp=0.9)
     torch.testing.assert_close(heard, warped[:, :5].log_softmax(-1))
+
+
+def test_a_voices_own_labels_score_nothing_against_themselves_and_each_change_counts():
+    from asrlib.corpus import speak, speakers
+
+    speaker, text = speakers()[0], "Korea's audience saw a button"
+    own = [c for c in PhoneSet("espeak").fold(speak(text, speaker)["phones"]) if c != "sil"]
+    assert own and set(own) <= {p.lower() for p in ARPABET_TO_39}  # no flap: every class is ARPAbet too
+
+    def clip(classes):
+        return realspeech.Clip("own", text, np.zeros(1600, np.float32), tuple(c.upper() for c in classes))
+
+    assert realspeech.labels_against_references(speaker, [clip(own)]).errors.errors == 0
+    changed = own[:2] + ["z" if own[2] != "z" else "s"] + own[3:5] + own[6:]  # one substituted, one left out
+    errors = realspeech.labels_against_references(speaker, [clip(changed)]).errors
+    assert (errors.substitutions, errors.deletions, errors.insertions) == (1, 0, 1)
+
+
+def test_the_labellings_file_records_each_family_or_why_it_is_missing(tmp_path, monkeypatch):
+    from asrlib import experiments
+    from asrlib.corpus import flite, speakers
+
+    monkeypatch.setattr(experiments, "LABELLERS", {"espeak en-us": ("espeak", "en-us"), "Flite": ("flite", None)})
+    monkeypatch.setattr(flite.shutil, "which", lambda program: None)  # as on a machine without the program
+    saved = experiments.labels(tmp_path, ["labels"], progress=False)
+    assert saved == json.loads((tmp_path / "labels.json").read_text())
+    assert "needs the flite program" in saved["labellers"]["Flite"]["unavailable"]
+    espeak = saved["labellers"]["espeak en-us"]
+    direct = realspeech.labels_against_references(speakers()[0], realspeech.clips(split="test"))
+    assert espeak["speaker"] == speakers()[0].id and espeak["test"]["per"] == direct.errors.rate > 0
+    assert espeak["test"]["labels"] == {row["id"]: row["hypothesis"] for row in direct.rows}
+    assert saved["provenance"]["command"] == "python -m asrlib.experiments labels"
