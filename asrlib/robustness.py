@@ -42,10 +42,7 @@ class Row:
     families' speakers say more, :mod:`asrlib.corpus.synthetic`; the dev and test splits are
     always the CI corpus's). ``model`` replaces the recipe's network. A row with ``start`` is a
     second stage: it begins from that row's kept weights and trains with ``changes`` made to the
-    recipe's :class:`asrlib.train.TrainConfig`. ``labels="dictionary"`` trains on the sentences as
-    the CMU pronouncing dictionary writes them, the human references' convention, instead of the
-    voices' own labels (:class:`asrlib.data.SpeechDataset`); its synthetic dev split, which keeps
-    the best epoch, is relabelled the same way."""
+    recipe's :class:`asrlib.train.TrainConfig`."""
 
     normalise: str
     augment: dict = dataclasses.field(default_factory=dict)
@@ -54,7 +51,6 @@ class Row:
     model: str | None = None
     start: str | None = None
     changes: dict = dataclasses.field(default_factory=dict)
-    labels: str = "voice"
 
 
 # The combined rows leave out the pitch shift, which at first wrecked training even on the synthetic *dev*
@@ -82,13 +78,10 @@ MBROLA_AVERAGED = MBROLA_STAGE + ", averaged over its last five epochs"
 FLITE_FIRST_MBROLA = FLITE_FIRST_STAGE + ", with MBROLA's voices"
 FLITE_FIRST_MBROLA_SEED = FLITE_FIRST_MBROLA + ", another seed"
 PEOPLE_STAGE = KOKORO_45 + ", three layers, then weight noise and 15-40 dB noise, with Flite's, Festival's and MBROLA's voices"
-FLITE_DICTIONARY = FLITE_STAGE + ", in the dictionary's labels"
 KOKORO_ROW = Row("utterance", WIDE_VTLP, "espeak+neural+kokoro", 45)  # its data; the rows built on it differ as said
 FLITE_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite")  # and with Flite's voices
 MBROLA_ROW = dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+mbrola", augment=WIDE_VTLP_MILD_NOISE,
                                  start=KOKORO_45 + ", three layers", changes=WEIGHT_NOISE_STAGE)  # the MBROLA stage
-FLITE_STAGE_ROW = dataclasses.replace(FLITE_ROW, augment=WIDE_VTLP_MILD_NOISE, start=KOKORO_45 + ", three layers",
-                                             changes=WEIGHT_NOISE_STAGE)
 ROBUSTNESS = {
     "none": Row("train"),
     "per-utterance normalisation": Row("utterance"),
@@ -173,7 +166,8 @@ ROBUSTNESS = {
     # the stage with weight noise and 15-40 dB noise on 1080 more sentences in Flite's two voices made from people
     # (a clustergen and a diphone voice, eight speakers; asrlib.corpus.flite), 5670 in all, labelled in the references'
     # own convention (CMUdict's). Its control is the stage on the 4590 sentences (same start, same schedule)
-    FLITE_STAGE: FLITE_STAGE_ROW,
+    FLITE_STAGE: dataclasses.replace(FLITE_ROW, augment=WIDE_VTLP_MILD_NOISE, start=KOKORO_45 + ", three layers",
+                                     changes=WEIGHT_NOISE_STAGE),
     # and 540 more in Festival's diphone voice ked, a third man (four speaking rates; asrlib.corpus.festival), 6210
     # in all. Its control is the Flite stage
     FESTIVAL_STAGE: dataclasses.replace(KOKORO_ROW, voices="espeak+neural+kokoro+flite+festival",
@@ -200,10 +194,6 @@ ROBUSTNESS = {
     # every voice made from people at once (Flite's, Festival's ked and MBROLA's three), 7830 sentences: its controls
     # are the Festival and the MBROLA stages (the same start and schedule, each with one of the two families)
     PEOPLE_STAGE: dataclasses.replace(MBROLA_ROW, voices="espeak+neural+kokoro+flite+festival+mbrola"),
-    # the Flite stage trained on the dictionary's labels of its sentences (the human references' convention: espeak's
-    # labels of the human clips' own texts score 6-13% against them, Flite's 3%; results/labels.json) instead of the
-    # voices' own. Its control is the Flite stage (the same start, data, augmentation and schedule)
-    FLITE_DICTIONARY: dataclasses.replace(FLITE_STAGE_ROW, labels="dictionary"),
 }
 ROBUSTNESS_RECIPE = {  # per scale: chapter 6's recipe ("book"), and a tiny one for the tests
     "book": {"model": "CTC-2l-64h-nopeep", "epochs": 20, "optimizer": "adam", "lr": 3e-3, "schedule": "cosine",
@@ -228,7 +218,7 @@ KEEP_WEIGHTS = ("none", "all but pitch", "all but pitch, and a neural voice", "a
                 KOKORO_45 + ", three layers of 76 units",
                 KOKORO_45 + ", three layers of 76 units, then weight noise and 15-40 dB noise", FLITE_STAGE,
                 FESTIVAL_STAGE, FLITE_FIRST, FLITE_FIRST_STAGE, MBROLA_STAGE, MBROLA_AVERAGED,
-                FLITE_FIRST_MBROLA, FLITE_FIRST_MBROLA_SEED, PEOPLE_STAGE, FLITE_DICTIONARY)
+                FLITE_FIRST_MBROLA, FLITE_FIRST_MBROLA_SEED, PEOPLE_STAGE)
 
 
 def row_folder(name: str) -> str:
@@ -293,8 +283,7 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
             continue
         # the training split's corpus: the voice families add training speakers, a larger size more espeak
         # sentences per speaker (the first ones are the CI corpus's); the dev and test splits stay the same
-        train_set = SpeechDataset(load_corpus(size=row.size, voices=row.voices), "train", labels=row.labels)
-        row_dev = dev_set if row.labels == "voice" else SpeechDataset(corpus, "dev", labels=row.labels)
+        train_set = SpeechDataset(load_corpus(size=row.size, voices=row.voices), "train")
         if recipe["train_utterances"]:
             train_set = train_set.head(recipe["train_utterances"])
         folder = out / f"robustness-{scale}" / row_folder(name)
@@ -312,14 +301,14 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
         else:  # a second stage: the first stage's kept weights, the recipe changed as the row says
             model = load_robust_model(path, record, row.start, phones.num_classes)
             if row.model:  # a new network from the first stage's: the paper's pretrained transducer
-                model, extra["lm_dev_perplexity"] = pretrained_from(row.model, model, train_set, row_dev, config,
+                model, extra["lm_dev_perplexity"] = pretrained_from(row.model, model, train_set, dev_set, config,
                                                                     folder, device)
             config = dataclasses.replace(config, **row.changes)
         transducer = isinstance(model, Transducer)
         objective = TransducerObjective(phones, monitor="per") if transducer else CTCObjective(phones)
         each_epoch = EpochsOnPeople(folder / "epochs.json", lambda m: (on_people(m, human_dev_clips, row.normalise),
                                                                         on_people(m, human, row.normalise)))
-        history = train(model, objective, train_set, row_dev, config, device=device, checkpoint=folder / "train.pt",
+        history = train(model, objective, train_set, dev_set, config, device=device, checkpoint=folder / "train.pt",
                         on_epoch=each_epoch)
         model.eval()
         test_inputs = test_set.normalised(row.normalise)
@@ -327,11 +316,6 @@ def robustness(scale: str = "book", out: Path = RESULTS, device: str | None = No
             synthetic = score_transducer(model, test_inputs, phones, "beam", device=device, beam=recipe["beam"])
         else:
             synthetic = score(log_probs_of(model, test_inputs, device), phones, "beam", beam=recipe["beam"])
-        if row.labels != "voice":  # scored as every row (the voices' labels), and against its own labels too
-            relabelled = SpeechDataset(corpus, "test", labels=row.labels).normalised(row.normalise)
-            extra["labels"] = row.labels
-            extra["synthetic_test_per_own_labels"] = score(log_probs_of(model, relabelled, device), phones, "beam",
-                                                           beam=recipe["beam"]).errors.rate
         real, human_dev = (on_people(model, clips, row.normalise) for clips in (human, human_dev_clips))
         if name in KEEP_WEIGHTS:
             weights = {k: v.cpu() for k, v in model.state_dict().items()}
