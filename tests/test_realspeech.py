@@ -221,12 +221,12 @@ def test_a_voices_own_labels_score_nothing_against_themselves_and_each_change_co
 
 
 def test_the_labellings_file_records_each_family_or_why_it_is_missing(tmp_path, monkeypatch):
-    from asrlib import experiments
+    from asrlib import labellings
     from asrlib.corpus import flite, speakers
 
-    monkeypatch.setattr(experiments, "LABELLERS", {"espeak en-us": ("espeak", "en-us"), "Flite": ("flite", None)})
+    monkeypatch.setattr(labellings, "LABELLERS", {"espeak en-us": ("espeak", "en-us"), "Flite": ("flite", None)})
     monkeypatch.setattr(flite.shutil, "which", lambda program: None)  # as on a machine without the program
-    saved = experiments.labels(tmp_path, ["labels"], progress=False)
+    saved = labellings.labels(tmp_path, ["labels"], progress=False)
     assert saved == json.loads((tmp_path / "labels.json").read_text())
     assert "needs the flite program" in saved["labellers"]["Flite"]["unavailable"]
     espeak = saved["labellers"]["espeak en-us"]
