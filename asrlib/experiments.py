@@ -41,7 +41,7 @@ sequence as the paper does, each kept at its best dev phone error rate (:data:`N
 The learning curves go to ``results/noise-<scale>.json``.
 
 ``robustness`` is chapter 11's ablation, :mod:`asrlib.robustness`; ``fusion`` decodes one of its
-networks with a phone language model, :mod:`asrlib.fusion`. ``labels`` (:func:`labels`) scores each
+networks with a phone language model, :mod:`asrlib.fusion`. ``labels`` (:func:`asrlib.labellings.labels`) scores each
 voice family's own labels of the human clips' texts against their references, and writes
 ``results/labels.json``.
 """
