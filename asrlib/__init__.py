@@ -42,7 +42,7 @@ The map, one idea per module:
 ``plots``, ``explore``, ``run``            figures, interactive explorers, the command line
 ``experiments``                            Table 1 and weight noise re-run, resumable sweeps
 ``realspeech``, ``augment``, ``perturb``,  human recordings and scoring on them; data
-``robustness``                             augmentation; chapter 11's ablation
+``robustness``, ``robustness_rows``        augmentation; chapter 11's ablation
 =========================================  =================================================
 """
 

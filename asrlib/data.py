@@ -57,6 +57,17 @@ class Item(NamedTuple):
 
 
 NORMALISE = ("train", "utterance")
+LABELS = ("voice", "dictionary")
+
+
+def targets_of(u, corpus: Corpus, labels: str = "voice") -> np.ndarray:
+    """The targets of utterance ``u`` (a :class:`asrlib.corpus.Utterance` of ``corpus``): the voice's
+    phones, or (``labels="dictionary"``) its sentence as the pronouncing dictionary writes it."""
+    if labels == "voice":
+        return u.targets
+    from asrlib.realspeech import dictionary_labels
+
+    return np.asarray(corpus.phones.encode(dictionary_labels(u.text, u.phones, corpus.phones), where=u.id), np.int64)
 
 
 class SpeechDataset(Dataset):
@@ -74,14 +85,23 @@ class SpeechDataset(Dataset):
         ``"train"``: the features as stored, normalised with the training split's statistics (the
         paper); ``"utterance"``: each utterance then normalised by its own mean and variance
         (:func:`asrlib.augment.normalise_utterance`, the same as normalising the raw features).
+    labels : str
+        ``"voice"``: the targets are the phones the synthesiser says it spoke; ``"dictionary"``:
+        the same sentences as the CMU pronouncing dictionary writes them, the convention of the
+        human clips' references (:func:`asrlib.realspeech.dictionary_labels`; the frame labels
+        stay the voice's).
     """
 
-    def __init__(self, corpus: Corpus, split: str, preload: bool = True, normalise: str = "train"):
+    def __init__(self, corpus: Corpus, split: str, preload: bool = True, normalise: str = "train",
+                 labels: str = "voice"):
         if normalise not in NORMALISE:
             raise ValueError(f"unknown normalise {normalise!r}; expected one of {NORMALISE}")
+        if labels not in LABELS:
+            raise ValueError(f"unknown labels {labels!r}; expected one of {LABELS}")
         self.corpus = corpus
         self.split = split
         self.normalise = normalise
+        self.labels = labels
         self.ids = corpus.ids(split)
         if not self.ids:
             raise ValueError(f"split {split!r} of {corpus!r} is empty")
@@ -90,7 +110,8 @@ class SpeechDataset(Dataset):
     def _read(self, utt_id: str) -> Item:
         u = self.corpus.load(utt_id)
         x = normalise_utterance(u.features) if self.normalise == "utterance" else u.features
-        return Item(torch.from_numpy(x), torch.from_numpy(u.targets), torch.from_numpy(u.frame_targets))
+        return Item(torch.from_numpy(x), torch.from_numpy(targets_of(u, self.corpus, self.labels)),
+                    torch.from_numpy(u.frame_targets))
 
     def normalised(self, normalise: str) -> SpeechDataset:
         """The same utterances with another normalisation (``"train"`` or ``"utterance"``)."""
@@ -139,8 +160,9 @@ class AugmentedDataset(Dataset):
 
     def __init__(self, dataset: SpeechDataset, augment: Augment, seed: int = 0):
         self.corpus, self.split, self.ids, self.normalise = dataset.corpus, dataset.split, dataset.ids, dataset.normalise
-        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.augment, self.seed, self.epoch, self.labels = augment, seed, 0, dataset.labels
         self._utterances = [self.corpus.load(i) for i in self.ids]
+        self._targets = [torch.from_numpy(targets_of(u, self.corpus, self.labels)) for u in self._utterances]
         self._frames = dataset.num_frames
 
     def set_epoch(self, epoch: int) -> None:
@@ -163,7 +185,7 @@ class AugmentedDataset(Dataset):
             x = normalise_utterance(x)
         x = self.augment.apply_features(x, rng)
         frame_y = frame_labels(starts, ends, u.targets, len(x))
-        return Item(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(u.targets),
+        return Item(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), self._targets[i],
                     torch.from_numpy(frame_y))
 
 

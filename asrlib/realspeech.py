@@ -189,6 +189,63 @@ def clip_from_file(path: str | Path, text: str, mix_to_mono: bool = False) -> Cl
     return Clip(Path(path).stem, text, load_audio(path, mix_to_mono), tuple(pronounce(text)), str(path))
 
 
+def _alignment(a: list[str], b: list[str]) -> list[int]:
+    """For each prefix length ``i`` of ``a``, the prefix length of ``b`` that a least-edits alignment of
+    the two sequences pairs it with (the first such, where several are)."""
+    n, m = len(a), len(b)
+    cost = np.zeros((n + 1, m + 1), dtype=np.int64)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j - 1] + (a[i - 1] != b[j - 1]), cost[i - 1, j] + 1, cost[i, j - 1] + 1)
+    pairs, i, j = {}, n, m
+    while i or j:
+        pairs[i] = j
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + (a[i - 1] != b[j - 1]):
+            i, j = i - 1, j - 1
+        elif i and cost[i, j] == cost[i - 1, j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    pairs[0] = 0
+    return [pairs[i] for i in range(n + 1)]
+
+
+def dictionary_labels(text: str, labels: list[str], phones: PhoneSet) -> list[str]:
+    """A synthetic utterance's ``labels`` (fine labels of ``phones``, the corpus's set) rewritten in
+    the references' convention: the words of ``text`` as the CMU pronouncing dictionary writes them
+    (each word's first pronunciation; an unstressed AH or ER as the schwas ``@`` and ``3``), each
+    ARPAbet phone as the corpus's label of its scoring class (Flite's, whose phones are ARPAbet:
+    :data:`asrlib.corpus.flite.FLITE_TO_ESPEAK`). The voice's silences stay: those at the ends at
+    the ends, each pause inside at the word boundary nearest to where an alignment of the two
+    labellings puts it. A word the dictionary lacks is an error naming it."""
+    from asrlib.corpus.flite import FLITE_TO_ESPEAK
+
+    words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
+    dictionary = _dictionary()
+    missing = [w for w in words if w not in dictionary]
+    if missing or not words:
+        raise KeyError(f"not in the pronouncing dictionary: {missing or text!r}; this utterance cannot be relabelled")
+    spoken = []
+    for w in words:
+        spoken.append([{"ah0": "@", "er0": "3"}.get(p.lower(), FLITE_TO_ESPEAK[re.sub(r"\d", "", p.lower())])
+                       for p in dictionary[w][0]])
+    boundaries = np.cumsum([0, *map(len, spoken)])
+    new = [c for word in spoken for c in word]
+    classes = [phones.to39[x] for x in labels]
+    said = [c for c in classes if c not in (None, "sil")]
+    where = _alignment(said, [phones.to39[x] for x in new])
+    pauses, k = {}, 0  # dictionary position -> the voice's silence labels there
+    for label, c in zip(labels, classes):
+        if c == "sil":
+            at = 0 if k == 0 else len(new) if k == len(said) else int(
+                boundaries[np.argmin(np.abs(boundaries - where[k]))])
+            pauses.setdefault(at, []).append(label)
+        elif c is not None:
+            k += 1
+    return [x for j in range(len(new) + 1) for x in (*pauses.get(j, ()), *new[j:j + 1])]
+
+
 def inputs(audio: np.ndarray, normaliser: F.Normaliser, per_utterance: bool = False, warp: float = 1.0) -> torch.Tensor:
     """The network's input for a 16 kHz recording: the 123 features, normalised with the
     training split's statistics, or (``per_utterance``) with the recording's own; ``warp`` is a

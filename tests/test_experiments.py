@@ -7,6 +7,7 @@ import torch
 
 from asrlib import experiments, robustness
 from asrlib.experiments import SCALES, by_network, scaled_name
+from asrlib.evaluate import log_probs_of, score
 from asrlib.fusion import fusion
 from asrlib.models import TABLE1, build_model, count_parameters
 
@@ -203,3 +204,29 @@ def test_fusion_chooses_the_lm_on_the_human_dev_clips_and_scores_the_test_clips_
     assert (text, entry) == (("lexicon", words) if words["human_dev_per"] < english["human_dev_per"] else ("english", english))
     with pytest.raises(ValueError, match="unknown text"):
         fusion("none", "smoke", out=tmp_path, text="klingon")
+
+
+def test_a_row_in_the_dictionarys_labels_trains_on_them_and_is_scored_both_ways(tmp_path, ci_corpus, monkeypatch):
+    from asrlib import data
+
+    monkeypatch.setenv("ASRLIB_DATA", str(ci_corpus.folder.parent))
+    seen = []  # the targets of every training batch's dataset, as train() gets it
+
+    def recording_train(model, objective, train_set, dev_set, config, **kwargs):
+        seen.append((train_set.labels, dev_set.labels))
+        return real_train(model, objective, train_set, dev_set, config, **kwargs)
+
+    from asrlib import train as train_module
+    real_train = train_module.train
+    monkeypatch.setattr(train_module, "train", recording_train)
+    monkeypatch.setattr(robustness, "ROBUSTNESS", {"words": robustness.Row("train", labels="dictionary")})
+    monkeypatch.setattr(robustness, "KEEP_WEIGHTS", ("words",))
+    record = robustness.robustness("smoke", out=tmp_path)
+    row = record["rows"]["words"]
+    assert seen == [("dictionary", "dictionary")] and row["labels"] == "dictionary"
+    model = robustness.load_robust_model(tmp_path / "robustness-smoke.json", record, "words", ci_corpus.phones.num_classes)
+    for labels, key in (("voice", "synthetic_test_per"), ("dictionary", "synthetic_test_per_own_labels")):
+        split = data.SpeechDataset(ci_corpus, "test", labels=labels)
+        assert row[key] == score(log_probs_of(model, split, "cpu"), ci_corpus.phones, "beam", beam=2).errors.rate
+    dictionary = data.SpeechDataset(ci_corpus, "test", labels="dictionary")
+    assert any(a.y.tolist() != b.y.tolist() for a, b in zip(dictionary, data.SpeechDataset(ci_corpus, "test")))

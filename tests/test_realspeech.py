@@ -1,6 +1,7 @@
 """asrlib.realspeech: the shipped human clips, audio loading with clear errors, scoring."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -234,3 +235,51 @@ def test_the_labellings_file_records_each_family_or_why_it_is_missing(tmp_path, 
     assert espeak["speaker"] == speakers()[0].id and espeak["test"]["per"] == direct.errors.rate > 0
     assert espeak["test"]["labels"] == {row["id"]: row["hypothesis"] for row in direct.rows}
     assert saved["provenance"]["command"] == "python -m asrlib.experiments labels"
+
+
+def test_the_dictionarys_labels_are_cmudicts_words_with_the_voices_pauses_between_them():
+    phones = PhoneSet("espeak")
+    voice = "h# D @2 k w I k pau b 0 t# @L pau r oU z h#".split()  # espeak's The quick bottle rose.
+    # by hand from CMUdict: DH AH0 | K W IH1 K | B AA1 T AH0 L | R OW1 Z, the pauses after quick and bottle
+    assert realspeech.dictionary_labels("The quick bottle rose.", voice, phones) == \
+        "h# D @ k w I k pau b A: t @ l pau r oU z h#".split()
+    early = "h# D @2 k w I pau k b 0 t# @L r oU z h#".split()  # a pause inside a word goes to its nearest end
+    assert realspeech.dictionary_labels("The quick bottle rose.", early, phones) == \
+        "h# D @ k w I k pau b A: t @ l r oU z h#".split()
+    with pytest.raises(KeyError, match="zorblax"):
+        realspeech.dictionary_labels("The zorblax rose.", voice, phones)
+
+
+def test_the_dictionarys_labels_of_the_corpus_fold_to_pronounce_and_keep_every_pause_at_a_word_boundary(ci_corpus):
+    from asrlib.corpus.store import read_utterance
+    from asrlib.data import SpeechDataset
+
+    phones = ci_corpus.phones
+    dictionary = realspeech._dictionary()
+    for utt_id in ci_corpus.ids("test")[:40]:
+        record = read_utterance(ci_corpus.path(utt_id), features=False)
+        voice = [str(p) for p in record["phones"]]
+        new = realspeech.dictionary_labels(record["text"], voice, phones)
+        said = [p for p in new if phones.to39[p] != "sil"]
+        expected = realspeech.fold_arpabet(realspeech.pronounce(record["text"]))  # another path through CMUdict
+        assert phones.fold(said) == expected, utt_id
+        assert [p for p in new if phones.to39[p] == "sil"] == [p for p in voice if phones.to39[p] == "sil"]
+        words = re.findall(r"[a-z]+(?:'[a-z]+)?", record["text"].lower())
+        ends = set(np.cumsum([len(dictionary[w][0]) for w in words]).tolist()) | {0}
+        k = 0
+        for p in new:  # every silence sits where a word ends (or before the first)
+            if phones.to39[p] == "sil":
+                assert k in ends, (utt_id, new)
+            else:
+                k += 1
+    voice_set, dictionary_set = SpeechDataset(ci_corpus, "test"), SpeechDataset(ci_corpus, "test", labels="dictionary")
+    u = ci_corpus.load(voice_set.ids[0])
+    assert dictionary_set[0].y.tolist() == phones.encode(realspeech.dictionary_labels(u.text, u.phones, phones))
+    assert torch.equal(dictionary_set[0].x, voice_set[0].x) and voice_set[0].y.tolist() == u.targets.tolist()
+    from asrlib.augment import Augment
+    from asrlib.data import AugmentedDataset
+
+    perturbed = AugmentedDataset(dictionary_set, Augment(speed=0.1))  # a training split perturbed keeps the labels
+    assert torch.equal(perturbed[0].y, dictionary_set[0].y) and len(perturbed[0].frame_y) == len(perturbed[0].x)
+    with pytest.raises(ValueError, match="unknown labels 'ipa'"):
+        SpeechDataset(ci_corpus, "test", labels="ipa")
