@@ -306,7 +306,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--scale", default="book", choices=sorted(ROBUSTNESS_RECIPE))
     f.add_argument("--text", default="transcriptions", choices=TEXTS,
                    help="the LM's text: the row's training transcriptions, English (word frequencies and CMUdict) "
-                        "as a class n-gram, or English words (a lexicon model)")
+                        "as a class n-gram, or English words (a lexicon model; lexicon-pauses: a pause ends a word)")
     lb = sub.add_parser("labels", help="each voice family's own labels of the human clips' texts against their references")
     for q in (t, n, r, f, lb):
         q.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: results)")

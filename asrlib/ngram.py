@@ -135,6 +135,8 @@ class ScoringClassLM:
         self.lm, self.order = lm, lm.order
         self.table = np.array(phones.fold_table())  # label -> class index, -1 deleted (and the blank)
         self.free = (self.table < 0) | (self.table == SILENCE)
+        # the labels in the context: silence too for a model that reads pauses as word boundaries (LexiconLM's)
+        self.heard = ~self.free | ((self.table == SILENCE) & getattr(lm, "pauses", False))
         self._cache: dict[tuple[int, ...], np.ndarray] = {}
 
     @staticmethod
@@ -160,7 +162,7 @@ class ScoringClassLM:
 
     def log_probs(self, prefix: Sequence[int]) -> np.ndarray:
         """``ln P(fold(k) | fold(prefix))`` for every label ``k`` of the network (0 for the free ones)."""
-        classes = tuple(int(self.table[k]) for k in prefix if not self.free[k])
+        classes = tuple(int(self.table[k]) for k in prefix if self.heard[k])
         if self.order is not None:  # an n-gram: only the last order - 1 classes count
             classes = classes[len(classes) - self.order + 1:] if self.order > 1 else ()
         context = classes
@@ -215,18 +217,24 @@ class LexiconLM:
     approximates. Such a model gives 0 to a class no word can continue with (a name it does not
     know, a mispronunciation), so it is mixed with ``backoff`` (a class n-gram,
     :meth:`ScoringClassLM.fit`'s ``lm``): ``mix P_words + (1 - mix) P_backoff``. Where the words
-    cannot continue, the prefix starts a new word there. :class:`ScoringClassLM` fuses it."""
+    cannot continue, the prefix starts a new word there. :class:`ScoringClassLM` fuses it.
+
+    With ``pauses=True`` a silence in the context (which :class:`ScoringClassLM` then passes on, where
+    it otherwise leaves silence out) is a word boundary: people pause between words, rarely inside one,
+    so after a pause every split that is inside a word is dropped and the next class starts a word. The
+    backoff never sees silence (it was fitted without it), and silence itself stays free."""
 
     order = None  # every class of the prefix counts
 
-    def __init__(self, spoken: Sequence[Sequence[str]], probs: Sequence[float], backoff: PhoneNgram, mix: float):
+    def __init__(self, spoken: Sequence[Sequence[str]], probs: Sequence[float], backoff: PhoneNgram, mix: float,
+                 pauses: bool = False):
         if not 0.0 <= mix <= 1.0:
             raise ValueError(f"the words' share of the mixture lies in [0, 1], got {mix}")
         if len(spoken) != len(probs) or not len(spoken):
             raise ValueError(f"{len(spoken)} pronunciations for {len(probs)} probabilities")
         if backoff.num_labels != len(SCORING39):
             raise ValueError(f"the backoff is a model of the {len(SCORING39)} scoring classes, got {backoff.num_labels}")
-        self.backoff, self.mix, self.num_labels = backoff, mix, len(SCORING39)
+        self.backoff, self.mix, self.pauses, self.num_labels = backoff, mix, pauses, len(SCORING39)
         probs = np.asarray(probs, float) / np.sum(probs)
         children, end, mass = [{}], [0.0], [1.0]  # node 0 is the root: between words
         for word, p in zip(ScoringClassLM.indices(spoken), probs):
@@ -246,9 +254,9 @@ class LexiconLM:
         self._cache: dict[tuple[int, ...], np.ndarray] = {}
 
     @classmethod
-    def english(cls, backoff: PhoneNgram, mix: float, words: int = 30000) -> LexiconLM:
+    def english(cls, backoff: PhoneNgram, mix: float, words: int = 30000, pauses: bool = False) -> LexiconLM:
         """The :func:`english_words` as a :class:`LexiconLM`, each as likely as English uses it."""
-        return cls(*english_words(words), backoff, mix)
+        return cls(*english_words(words), backoff, mix, pauses)
 
     def knows(self, spoken: Sequence[str]) -> bool:
         """Whether ``spoken`` (scoring-class names) is the pronunciation of one of the model's words."""
@@ -271,7 +279,7 @@ class LexiconLM:
             total = sum(after.values())
             if total > 0:
                 after = {n: p / total for n, p in after.items() if p > 1e-12 * total}
-            else:  # no word continues with c: a new word starts with it (or, if none does, after it)
+            else:  # no word continues with c: a new word starts with it (or, if none does, after it: a pause)
                 after = {self.children[0][c]: 1.0} if c in self.children[0] else {0: 1.0}
             self._states[prefix] = after
         return self._states[prefix]
@@ -289,7 +297,8 @@ class LexiconLM:
         """``ln(mix P_words(k | context) + (1 - mix) P_backoff(k | context))`` for every class ``k``."""
         context = tuple(context)
         if context not in self._cache:
-            mixed = self.mix * self.probs(context) + (1 - self.mix) * np.exp(self.backoff.log_probs(context))
+            classes = tuple(c for c in context if c != SILENCE)
+            mixed = self.mix * self.probs(context) + (1 - self.mix) * np.exp(self.backoff.log_probs(classes))
             with np.errstate(divide="ignore"):
                 self._cache[context] = np.log(mixed)
         return self._cache[context]

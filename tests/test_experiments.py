@@ -202,6 +202,18 @@ def test_fusion_chooses_the_lm_on_the_human_dev_clips_and_scores_the_test_clips_
     assert json.loads((tmp_path / "fusion-lexicon-smoke.json").read_text())["chosen"] == "none"
     text, row, entry = chosen_pipeline("smoke", tmp_path)
     assert (text, entry) == (("lexicon", words) if words["human_dev_per"] < english["human_dev_per"] else ("english", english))
+    # the same words reading pauses as boundaries: a third file, and a tie goes to the files above it
+    paused = fusion("none", "smoke", out=tmp_path, orders=(0.9,), weights=(0.0, 0.5), bonuses=(0.0, 3.0), progress=False,
+                    text="lexicon-pauses")
+    assert json.loads((tmp_path / "fusion-lexicon-pauses-smoke.json").read_text())["rows"]["none"] == paused
+    firsts = {"english": english, "lexicon": words, "lexicon-pauses": paused}
+    best = min(firsts, key=lambda t: (firsts[t]["human_dev_per"], list(firsts).index(t)))
+    assert chosen_pipeline("smoke", tmp_path) == (best, "none", firsts[best])
+    top = min(english["human_dev_per"], words["human_dev_per"])
+    for shift, wins in ((0.0, False), (-0.5, True)):  # level with the best above it, then lower
+        saved = {"scale": "smoke", "chosen": "x", "rows": {"x": {"human_dev_per": top + shift}}}
+        (tmp_path / "fusion-lexicon-pauses-smoke.json").write_text(json.dumps(saved))
+        assert (chosen_pipeline("smoke", tmp_path)[0] == "lexicon-pauses") == wins
     with pytest.raises(ValueError, match="unknown text"):
         fusion("none", "smoke", out=tmp_path, text="klingon")
 

@@ -187,6 +187,48 @@ def test_a_lexicon_model_is_exact_against_enumerating_every_split_into_words():
         LexiconLM([["xx"]], [1.0], backoff, mix=0.5)
 
 
+def test_a_lexicon_model_that_reads_pauses_starts_a_word_after_one_against_enumeration():
+    from asrlib.ngram import SILENCE, LexiconLM, ScoringClassLM
+    from asrlib.phones import SCORING39, PhoneSet
+
+    spoken = [["ah"], ["ah", "n"], ["n", "iy"], ["n"], ["b", "iy"], ["ah", "n", "ah", "dh", "er"]]
+    probs = np.array([0.3, 0.2, 0.1, 0.1, 0.15, 0.15])
+    words = [tuple(w) for w in ScoringClassLM.indices(spoken)]
+    backoff = PhoneNgram.fit(ScoringClassLM.indices(spoken), 2, len(SCORING39), exclude=(SILENCE,))
+    lm, deaf = LexiconLM(spoken, probs, backoff, mix=1.0, pauses=True), LexiconLM(spoken, probs, backoff, mix=1.0)
+    rng = np.random.default_rng(1)
+    alphabet = sorted({c for w in words for c in w})
+    checked = moved = 0
+    for _ in range(200):
+        before, after = (tuple(int(c) for c in rng.choice(alphabet, size=rng.integers(n, 5))) for n in (1, 0))
+        start = _stream_starts_with(after, words, probs)
+        if start == 0:
+            continue
+        # after a pause, the words begin afresh: what came before it cannot matter to them
+        expected = np.array([_stream_starts_with(after + (k,), words, probs) for k in range(len(SCORING39))]) / start
+        np.testing.assert_allclose(lm.probs(before + (SILENCE,) + after), expected, atol=1e-12)
+        moved += not np.allclose(deaf.probs(before + after), expected)
+        checked += 1
+    assert checked > 50 and moved > 10  # a model blind to the pause would get these wrong
+    # fused: the pause reaches the words, the backoff sees the classes without it
+    phones = PhoneSet("espeak")
+    mixed = LexiconLM(spoken, probs, backoff, mix=0.7, pauses=True)
+    fused, plain = ScoringClassLM(mixed, phones), ScoringClassLM(LexiconLM(spoken, probs, backoff, mix=0.7), phones)
+    pause, n, ah = phones.encode(["pau"])[0], *phones.encode(["n", "@"])
+    got = fused.log_probs([pause, ah, pause, pause, n])
+    context = (words[0][0], SILENCE, words[3][0])
+    with np.errstate(divide="ignore"):
+        expected = np.log(0.7 * lm.probs(context) + 0.3 * np.exp(backoff.log_probs(context[::2])))
+    assert got[ah] == expected[words[0][0]] and got[pause] == 0.0
+    np.testing.assert_allclose(np.exp(mixed.log_probs(context)).sum(), 1.0)
+    assert not np.allclose(got, plain.log_probs([pause, ah, pause, pause, n]))
+    np.testing.assert_array_equal(plain.log_probs([pause, ah, pause, pause, n]), plain.log_probs([ah, n]))
+    got = fused.log_probs([ah, pause])  # a pause last: the backoff's context is still the class before it
+    with np.errstate(divide="ignore"):
+        expected = np.log(0.7 * lm.probs(()) + 0.3 * np.exp(backoff.log_probs(words[0][:1])))
+    np.testing.assert_allclose(got[n], expected[words[3][0]])
+
+
 def test_a_lexicon_model_of_english_knows_english_better_than_an_ngram_of_the_same_words():
     from asrlib.ngram import SILENCE, LexiconLM, ScoringClassLM, english_phone_sentences
     from asrlib.phones import SCORING39
