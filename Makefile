@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # cell, past what ZeroMQ keeps: nbval then waits for messages that never come).
 export ASRLIB_PROGRESS := 0
 
-.PHONY: install book test unit nbval book-strict browser-check chromium synthesisers notebooks bench clean
+.PHONY: install book test unit nbval book-strict browser-check chromium synthesisers notebooks bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -100,3 +100,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_ctc.py
 	$(BIN)/python tests/benchmarks/bench_rnnt.py
 	$(BIN)/python tests/benchmarks/bench_transducer_decode.py
+
+## make bench-gpu: the CUDA tests and the benchmarks' CUDA figures, on a machine with a GPU
+bench-gpu: $(STAMP)
+	PYTHON=$(BIN)/python tests/benchmarks/gpu.sh

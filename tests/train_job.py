@@ -73,7 +73,7 @@ class Stop(Exception):
 
 
 def run(checkpoint=None, sleep: float = 0.0, data=None, kind: str = "ctc", on_epoch=None, stop_after=None,
-        **settings):
+        device: str = "cpu", **settings):
     """Train the tiny model; ``stop_after=k`` interrupts the run after epoch k's checkpoint."""
     settings = {"epochs": 4, "batch_size": 4, "lr": 0.01, "checkpoint_every": 2, "progress": False,
                 "weight_noise": 0.05, **settings}
@@ -88,7 +88,7 @@ def run(checkpoint=None, sleep: float = 0.0, data=None, kind: str = "ctc", on_ep
             raise Stop(epoch)
 
     try:
-        history = train(net, objective, train_set, TinySet(4, seed=1), TrainConfig(**settings), device="cpu",
+        history = train(net, objective, train_set, TinySet(4, seed=1), TrainConfig(**settings), device=device,
                         checkpoint=checkpoint, on_epoch=hook)
     except Stop:
         return net, None

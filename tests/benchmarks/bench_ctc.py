@@ -15,7 +15,7 @@
 
 Not a test: run it (``make bench``) and record its output with the commit, device and date.
 
-    python tests/benchmarks/bench_ctc.py [--device cuda] [--repeats 7] [--utterances 40] [--widths 10 100]
+    python tests/benchmarks/bench_ctc.py [--device cuda] [--repeats 7] [--utterances 40] [--widths 10 100] [--loss-only]
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--utterances", type=int, default=40)
     parser.add_argument("--widths", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--loss-only", action="store_true", help="time the loss only (the decoders run on the CPU)")
     parser.add_argument("--reference-beam", type=int, default=1000, help="width of the search that defines 'most probable'")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -83,6 +84,8 @@ def main():
     for name, ts in times.items():
         print(f"{name:28s} {statistics.median(ts) * 1e3:9.2f} ms {statistics.median(ts) / anchor:7.2f}x")
 
+    if args.loss_only:
+        return
     for outputs_name, utterances, references in decoding_sets(args.utterances, device):
         bench_beam_search(outputs_name, utterances, references, args.widths, args.reference_beam)
 
