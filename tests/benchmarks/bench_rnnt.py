@@ -168,9 +168,11 @@ def main():
     ref_loss, ref_grad = run("autograd loop", *args)
     for name in names[1:]:
         loss, grad = run(name, *args)
-        assert abs(loss - ref_loss) < 1e-3 * abs(ref_loss), (name, loss, ref_loss)
-        assert torch.allclose(grad, ref_grad, atol=1e-4), name
-    print(f"# all {len(names)} agree in loss and gradient")
+        print(f"# {name} against the autograd loop: loss {loss:.6g} ({abs(loss - ref_loss) / abs(ref_loss):.1e} relative), "
+              f"gradient at most {(grad - ref_grad).abs().max().item():.1e} apart")
+        if name != ANCHOR:  # ours must agree; the anchor's own accuracy is reported, not asserted
+            assert abs(loss - ref_loss) < 1e-3 * abs(ref_loss), (name, loss, ref_loss)
+            assert torch.allclose(grad, ref_grad, atol=1e-4), name
     results = {}
     for name in names:
         seconds = timed(name, args, device, 1 if name == "autograd loop" else a.repeats)

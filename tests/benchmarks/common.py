@@ -18,8 +18,8 @@ def sync(device: torch.device) -> None:
 
 def provenance(device: torch.device) -> str:
     """Device, torch version, threads, commit and date, for the header of a benchmark's output."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    commit = commit or os.environ.get("ASRLIB_COMMIT", "unknown")  # a copy of the tree without its .git
+    commit = os.environ.get("ASRLIB_COMMIT")  # for a copy of the tree whose .git is missing or stale
+    commit = commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return (f"device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
             f"commit {commit}, {time.strftime('%Y-%m-%d')}")
