@@ -124,7 +124,7 @@ def peak_child(name: str, device: str) -> None:
     gradient), printed as JSON."""
     device = torch.device(device)
     args = inputs(device)
-    small = [a[:2, :20, :5] if a.ndim == 4 else a[:2, :4] if a.ndim == 2 else a[:2].clamp(max=20 if k == 2 else 4)
+    small = [a[:2, :20, :5].contiguous() if a.ndim == 4 else a[:2, :4] if a.ndim == 2 else a[:2].clamp(max=20 if k == 2 else 4)
              for k, a in enumerate(args)]
     run(name, *small)                                         # libraries and thread pools start outside the count
     if device.type == "cuda":
