@@ -53,6 +53,21 @@ LEXICON_MIXES, LEXICON_BACKOFF = (0.7, 0.9), 3
 TEXTS = ("transcriptions", "english", "lexicon", "lexicon-pauses")
 
 
+def model_of_english(text: str, value, sentences, phones):
+    """The model of English that ``fusion --text text`` decodes with at the grid value ``value``
+    (the ``order`` of the n-gram, ``text="english"``; the words' share ``mix`` for ``"lexicon"`` and
+    ``"lexicon-pauses"``, the words mixed with the trigram of the same ``sentences``), over the 39
+    scoring classes of ``phones``: the pipeline's, rebuilt from its committed entry."""
+    from asrlib.ngram import LexiconLM, ScoringClassLM
+
+    if text not in TEXTS[1:]:
+        raise ValueError(f"unknown model of English {text!r}; expected one of {TEXTS[1:]}")
+    if text == "english":
+        return ScoringClassLM.fit(sentences, value, phones)
+    backoff = ScoringClassLM.fit(sentences, LEXICON_BACKOFF, phones).lm
+    return ScoringClassLM(LexiconLM.english(backoff, value, pauses=text == "lexicon-pauses"), phones)
+
+
 def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | None = None, argv=None,
            orders=None, weights=None, bonuses=None, progress: bool = True, text: str = "transcriptions") -> dict:
     """Decode a kept CTC row's network with a phone n-gram LM of its training transcriptions
@@ -72,7 +87,7 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
     from asrlib.corpus import load_corpus
     from asrlib.data import SpeechDataset
     from asrlib.evaluate import log_probs_of, score
-    from asrlib.ngram import LexiconLM, PhoneNgram, ScoringClassLM, english_phone_sentences
+    from asrlib.ngram import PhoneNgram, english_phone_sentences
     from asrlib.run import provenance
     from asrlib.runtime import progress_bar
 
@@ -104,12 +119,7 @@ def fusion(row: str, scale: str = "book", out: Path = RESULTS, device: str | Non
 
     if english:
         sentences = english_phone_sentences()
-        if lexicon:
-            backoff = ScoringClassLM.fit(sentences, LEXICON_BACKOFF, phones).lm
-            lms = {m: ScoringClassLM(LexiconLM.english(backoff, m, pauses=text == "lexicon-pauses"), phones)
-                   for m in orders}
-        else:
-            lms = {n: ScoringClassLM.fit(sentences, n, phones) for n in orders}
+        lms = {value: model_of_english(text, value, sentences, phones) for value in orders}
         classes = {"synthetic dev": [[c for c in phones.fold(phones.decode(y)) if c != "sil"] for y in dev.references],
                    "human dev": [clip.reference for clip in people["dev"]]}  # silence already left out
         perplexity = {where: {str(n): lm.perplexity(seqs) for n, lm in lms.items()} for where, seqs in classes.items()}

@@ -51,6 +51,8 @@ class PhoneNgram:
     blank), which get probability 0. Fit with :meth:`fit`; :meth:`log_probs` gives
     ``ln P(k | context)`` for every label at once."""
 
+    pauses = False  # silence is a label like any other (LexiconLM can read it as a word boundary)
+
     def __init__(self, order: int, num_labels: int, exclude: Iterable[int] = (0,)):
         if order < 1:
             raise ValueError(f"an n-gram model's order is at least 1, got {order}")
@@ -136,7 +138,7 @@ class ScoringClassLM:
         self.table = np.array(phones.fold_table())  # label -> class index, -1 deleted (and the blank)
         self.free = (self.table < 0) | (self.table == SILENCE)
         # the labels in the context: silence too for a model that reads pauses as word boundaries (LexiconLM's)
-        self.heard = ~self.free | ((self.table == SILENCE) & getattr(lm, "pauses", False))
+        self.heard = ~self.free | ((self.table == SILENCE) & lm.pauses)
         self._cache: dict[tuple[int, ...], np.ndarray] = {}
 
     @staticmethod

@@ -191,7 +191,7 @@ def test_fusion_chooses_the_lm_on_the_human_dev_clips_and_scores_the_test_clips_
     saved = json.loads((tmp_path / "fusion-english-smoke.json").read_text())
     assert saved["chosen"] == "none" and saved["rows"]["none"] == english and "worse" in saved["rows"]
     # a model of English words: a grid over its share of the mixture, its own file, then the rule between the files
-    from asrlib.fusion import LEXICON_MIXES, chosen_pipeline
+    from asrlib.fusion import LEXICON_BACKOFF, LEXICON_MIXES, chosen_pipeline
 
     assert chosen_pipeline("smoke", tmp_path)[:2] == ("english", "none")
     words = fusion("none", "smoke", out=tmp_path, weights=(0.0, 0.5), bonuses=(0.0, 3.0), progress=False, text="lexicon")
@@ -214,6 +214,24 @@ def test_fusion_chooses_the_lm_on_the_human_dev_clips_and_scores_the_test_clips_
         saved = {"scale": "smoke", "chosen": "x", "rows": {"x": {"human_dev_per": top + shift}}}
         (tmp_path / "fusion-lexicon-pauses-smoke.json").write_text(json.dumps(saved))
         assert (chosen_pipeline("smoke", tmp_path)[0] == "lexicon-pauses") == wins
+    # the chapter rebuilds the pipeline's model of English from its entry: it must hear what the grid heard
+    from asrlib import realspeech
+    from asrlib.fusion import model_of_english
+
+    model = robustness.load_robust_model(tmp_path / "robustness-smoke.json", record, "none", ci_corpus.phones.num_classes)
+    for text, chosen in firsts.items():
+        lm = model_of_english(text, chosen["order" if text == "english" else "mix"], small, ci_corpus.phones)
+        setting = {"lm": lm, "lm_weight": chosen["lm_weight"], "insertion_bonus": chosen["insertion_bonus"]}
+        again = realspeech.score(model, ci_corpus.phones, ci_corpus.normaliser, realspeech.clips(split="test"), "beam",
+                                 beam=record["recipe"]["beam"], **setting)
+        assert again.errors.rate == chosen["real_per"], text
+    built = {text: model_of_english(text, value, small, ci_corpus.phones).lm
+             for text, value in (("english", 2), ("lexicon", 0.7), ("lexicon-pauses", 0.9))}
+    assert built["english"].order == 2 and not built["english"].pauses
+    assert [(m.mix, m.pauses, m.backoff.order) for m in (built["lexicon"], built["lexicon-pauses"])] == [
+        (0.7, False, LEXICON_BACKOFF), (0.9, True, LEXICON_BACKOFF)]
+    with pytest.raises(ValueError, match="unknown model of English"):
+        model_of_english("transcriptions", 2, small, ci_corpus.phones)
     with pytest.raises(ValueError, match="unknown text"):
         fusion("none", "smoke", out=tmp_path, text="klingon")
 
