@@ -33,7 +33,7 @@ class Row:
 
 # The combined rows leave out the pitch shift, which at first wrecked training even on the synthetic *dev*
 # split (52% PER against 12%): librosa's default phase-vocoder frame, 128 ms at 16 kHz, moved short sounds by
-# up to 37 ms. With 32 ms frames (asrlib.perturb.pitch) its row was trained again; the combined rows were not.
+# up to 38 ms. With 32 ms frames (asrlib.perturb.pitch) its row was trained again; the combined rows were not.
 # SpecAugment's masks as every row with them has them: two bands of up to 8 channels, two stretches of up to 10 frames
 SPEC_AUGMENT = {"freq_masks": 2, "max_freq": 8, "time_masks": 2, "max_time": 10}
 ALL_PIECES = {"speed": 0.1, "vtlp": 0.1, "noise_snr": (5.0, 30.0), "noise_prob": 0.8, "band_prob": 0.3,

@@ -232,7 +232,7 @@ def test_pitch_shift_by_an_octave_doubles_the_frequency_and_keeps_the_tempo():
 @pytest.mark.parametrize("semitones", [2.0, -2.0])
 def test_pitch_shift_keeps_a_burst_in_place(semitones):
     # a 10 ms noise burst early, in the middle and at the end of 3 s: its energy centre moves by
-    # under 8 ms (librosa's default 128 ms phase-vocoder frame moved it by up to 37 ms)
+    # under 8 ms (librosa's default 128 ms phase-vocoder frame moved it by up to 38 ms)
     gen, n = np.random.default_rng(0), 48_000
     for start in (4000, 24_000, 47_000):
         x = np.zeros(n, np.float32)
