@@ -6,7 +6,12 @@ interleaved round by round, so that a busy machine slows them all alike; the scr
 median time per train step (forward + backward) and per inference pass, and the ratio to
 torch.nn.LSTM. Not a test: run it, and record its output with the commit, device and date.
 
-    python tests/benchmarks/bench_lstm.py [--device cuda] [--repeats 10] [--threads 2]
+    python tests/benchmarks/bench_lstm.py [--device cuda] [--repeats 10] [--threads 2] [--cuda-graph]
+
+``--cuda-graph`` (CUDA only) also times the peephole network captured in CUDA graphs, one for
+inference and one pair for a train step (``torch.cuda.make_graphed_callables``), replayed at this
+one shape: what the launch overhead of its per-step PyTorch operations costs, not a path the
+library takes.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 import torch
 from torch import nn
 
-from asrlib import fused_lstm, native
+from asrlib import fused_lstm, layers, native
 from asrlib.layers import DeepRecurrent
 from common import provenance, sync
 
@@ -60,6 +65,53 @@ def _time_once(model, x, device, train):
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def unchecked_lengths():
+    """``check_batch`` reads the lengths on the host to validate them, a synchronisation that a CUDA
+    graph cannot capture; a graphed path would validate them once, before replaying."""
+    saved = layers.check_batch
+    layers.check_batch = lambda x, x_lens, size: x_lens if x_lens is not None else torch.full(
+        (x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
+    try:
+        yield
+    finally:
+        layers.check_batch = saved
+
+
+def graphed_times(model, x, repeats: int) -> tuple[float, float]:
+    """Median train-step and inference times of ``model`` replayed from CUDA graphs at ``x``'s shape."""
+    with unchecked_lengths():
+        return _graphed_times(model, x, repeats)
+
+
+def _graphed_times(model, x, repeats: int) -> tuple[float, float]:
+    static_x = x.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.no_grad():
+        for _ in range(3):  # warm-up outside the capture: workspaces, cuBLAS handles
+            model(static_x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.no_grad():
+        model(static_x)
+    trained = torch.cuda.make_graphed_callables(model, (static_x,))
+    times = {"train": [], "inference": []}
+    for _ in range(repeats + 2):
+        for mode in times:
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            if mode == "train":
+                model.zero_grad(set_to_none=False)
+                out = trained(static_x)
+                (out[0] if isinstance(out, tuple) else out).pow(2).mean().backward()
+            else:
+                graph.replay()
+            torch.cuda.synchronize()
+            times[mode].append(time.perf_counter() - start)
+    return statistics.median(times["train"][2:]), statistics.median(times["inference"][2:])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -70,6 +122,7 @@ def main():
     parser.add_argument("--hidden", type=int, default=250)
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--with-loop", action="store_true", help="also time the readable per-step autograd loop")
+    parser.add_argument("--cuda-graph", action="store_true", help="also time the peephole network replayed from CUDA graphs")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,6 +168,15 @@ def main():
         tr, inf = results["train"][k], results["inference"][k]
         print(f"{k:38s} {tr * 1e3:10.1f}ms {tr / results['train'][anchor]:6.2f}x "
               f"{inf * 1e3:10.1f}ms {inf / results['inference'][anchor]:6.2f}x")
+    if args.cuda_graph and device.type == "cuda":
+        for k in ("asrlib LSTM, peepholes (fused)", anchor):
+            try:
+                tr, inf = graphed_times(models[k], x, args.repeats)
+            except Exception as e:  # noqa: BLE001 (a capture that fails is a finding too)
+                print(f"{k + ', CUDA graph':38s} failed: {type(e).__name__}: {str(e)[:200]}")
+                continue
+            print(f"{k.replace(' (anchor)', '') + ', CUDA graph':38s} {tr * 1e3:10.1f}ms {tr / results['train'][anchor]:6.2f}x "
+                  f"{inf * 1e3:10.1f}ms {inf / results['inference'][anchor]:6.2f}x")
 
 
 if __name__ == "__main__":
