@@ -175,7 +175,7 @@ def main():
             except Exception as e:  # noqa: BLE001 (a capture that fails is a finding too)
                 print(f"{k + ', CUDA graph':38s} failed: {type(e).__name__}: {str(e)[:200]}")
                 continue
-            print(f"{k.replace(' (anchor)', '') + ', CUDA graph':38s} {tr * 1e3:10.1f}ms {tr / results['train'][anchor]:6.2f}x "
+            print(f"{k.replace(' (anchor)', '').replace('asrlib LSTM, ', '') + ', CUDA graph':38s} {tr * 1e3:10.1f}ms {tr / results['train'][anchor]:6.2f}x "
                   f"{inf * 1e3:10.1f}ms {inf / results['inference'][anchor]:6.2f}x")
 
 
