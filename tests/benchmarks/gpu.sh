@@ -19,7 +19,7 @@ step() {  # step NAME COMMAND...: run, show and keep the output; remember a fail
 }
 step device "$py" -c "import torch; print(torch.cuda.get_device_name(), 'torch', torch.__version__, 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version())"
 step tests "$py" -m pytest -m cuda -p no:cacheprovider -q tests/test_cuda.py tests/test_ctc.py tests/test_transducer.py tests/test_runtime.py
-step lstm "$py" tests/benchmarks/bench_lstm.py --device cuda --repeats 9
+step lstm "$py" tests/benchmarks/bench_lstm.py --device cuda --repeats 9 --cuda-graph
 step lstm-batch64 "$py" tests/benchmarks/bench_lstm.py --device cuda --repeats 9 --batch 64
 step ctc "$py" tests/benchmarks/bench_ctc.py --device cuda --loss-only
 step rnnt "$py" tests/benchmarks/bench_rnnt.py --device cuda
