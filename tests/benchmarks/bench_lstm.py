@@ -73,8 +73,7 @@ def unchecked_lengths():
     """``check_batch`` reads the lengths on the host to validate them, a synchronisation that a CUDA
     graph cannot capture; a graphed path would validate them once, before replaying."""
     saved = layers.check_batch
-    layers.check_batch = lambda x, x_lens, size: x_lens if x_lens is not None else torch.full(
-        (x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
+    layers.check_batch = lambda x, x_lens, size: x_lens if x_lens is not None else saved(x, None, size)  # no sync then
     try:
         yield
     finally:
