@@ -5,7 +5,8 @@ history, the best weights so far and the position in the epoch (:func:`asrlib.tr
 writes it). :func:`save_checkpoint` writes it to a temporary file beside the target, flushed to
 disk, then renamed over it: a run killed while saving leaves the previous checkpoint intact.
 :func:`load_checkpoint` reads it with ``torch.load(weights_only=True)``, so a checkpoint from
-elsewhere cannot run code. :func:`check_resumable` refuses to continue a run under different
+elsewhere cannot run code; :func:`load_weights` reads the weights a run kept from its checkpoint
+or from its ``model.pt``. :func:`check_resumable` refuses to continue a run under different
 settings, naming each one.
 """
 
@@ -49,17 +50,35 @@ def save_json(path: str | os.PathLike, obj) -> None:
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1) + "\n").encode()))
 
 
-def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
-    """Read a checkpoint written by :func:`train`, with ``weights_only=True`` (no code runs)."""
+def _read(path: str | os.PathLike, map_location, what: str):
+    """``torch.load`` with ``weights_only=True`` (no code runs); a truncated or foreign file is a
+    ValueError that names it and says what it should have been."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as e:  # a truncated or foreign file: say which
-        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable {what} ({type(e).__name__}: {e})") from e
+
+
+def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
+    """Read a checkpoint written by :func:`train`, with ``weights_only=True`` (no code runs)."""
+    state = _read(path, map_location, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an asrlib training checkpoint (format {CHECKPOINT_FORMAT})")
     return state
+
+
+def load_weights(path: str | os.PathLike, map_location=None) -> dict:
+    """The weights a finished run keeps, from either of the files a run writes: a training
+    checkpoint (its best weights, else its last) or a weights file (``model.pt``, a state dict).
+    Read with ``weights_only=True``; anything else is an error that names the file."""
+    state = _read(path, map_location, "weights file")
+    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+        return state["best_model"] or state["model"]
+    if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return state
+    raise ValueError(f"{path} holds neither an asrlib training checkpoint nor a state dict of weights")
 
 
 def check_resumable(path, saved: dict, ours: dict) -> None:

@@ -15,8 +15,8 @@ deletions and insertions for best-path (greedy) and beam-search decoding, and th
 provenance (command, commit, device, torch, date). The file is rewritten atomically after
 every row; a killed sweep run again with the same command skips the rows it holds and resumes
 the interrupted row from its checkpoints, so nothing is lost and the file comes out as an
-uninterrupted sweep's would. ``PreTrans`` rows start from the ``CTC`` row of the same shape
-and seed, as in the paper.
+uninterrupted sweep's would. ``PreTrans`` rows start from the weights that the ``CTC`` row of the
+same shape and seed kept (its ``model.pt``, committed with its results), as in the paper.
 
 The scales (:data:`SCALES`):
 
@@ -178,13 +178,6 @@ def _run(argv: list[str]) -> dict:
     return main(argv)
 
 
-def _last_stage(argv: list[str]) -> str:
-    """The name of the last training stage of ``python -m asrlib.run ARGV`` (its checkpoint is
-    ``<out>/<name>.pt``), as :func:`asrlib.run.stages` plans them."""
-    from asrlib.run import parser, stages
-    return stages(parser().parse_args(argv))[-1][0]
-
-
 def table1_row(result: dict, history: dict, seed: int) -> dict:
     """One row of the results file from an :mod:`asrlib.run` run's ``results.json`` and ``history.json``."""
     row = {k: result[k] for k in ("model", "weights", "epochs", "seconds", "dev_per")}
@@ -223,10 +216,10 @@ def table1(scale: str, seeds=(0,), only=None, out: Path = RESULTS, device: str |
             run_argv += ["--corpus", corpus] if corpus else []
             if parse_name(name).family == "PreTrans":
                 ctc = out / f"table1-{scale}" / f"seed{seed}" / dataclasses.replace(parse_name(ours), family="CTC").name
-                checkpoint = ctc / f"{_last_stage(run_argv)}.pt"   # the CTC row's best weights
-                if not checkpoint.exists():
-                    raise FileNotFoundError(f"{name} starts from {checkpoint}: run the CTC row of its shape first")
-                run_argv += ["--ctc-from", str(checkpoint)]
+                kept = ctc / "model.pt"   # the weights the CTC row kept (committed with its results)
+                if not kept.exists():
+                    raise FileNotFoundError(f"{name} starts from {kept}: run the CTC row of its shape first")
+                run_argv += ["--ctc-from", str(kept)]
             if not (folder / "results.json").exists():
                 print(f"[{scale}] {key}: {shlex.join(run_argv)}", flush=True)
                 _run(run_argv)

@@ -15,7 +15,8 @@ CPU chapters use Adam with a cosine schedule). On several GPUs::
 Transducers (section 3.2) train the same way: ``Trans-3l-250h`` from random weights (with the
 blank's output bias set to its share of an alignment, :meth:`asrlib.transducer.Transducer.init_blank_prior_`),
 and ``PreTrans-3l-250h`` as the paper did: first a CTC network of the same shape (the same
-stages, or the best weights of an earlier CTC run given with ``--ctc-from run/stage2.pt``) and a
+stages, or the weights an earlier CTC run kept, given with ``--ctc-from run/model.pt`` or its
+checkpoint ``run/stage2.pt``) and a
 next-phone language model on the training transcriptions (:mod:`asrlib.pretrain`), whose
 weights become the transducer's transcription and prediction networks; then the transducer's
 stages.
@@ -48,7 +49,7 @@ from asrlib.corpus import load_corpus
 from asrlib.data import SpeechDataset
 from asrlib.evaluate import log_probs_of, score
 from asrlib.models import build_model, count_parameters
-from asrlib.checkpoint import atomic_write, load_checkpoint, save_json
+from asrlib.checkpoint import atomic_write, load_weights, save_json
 from asrlib.evaluate import score_transducer
 from asrlib.models import parse_name
 from asrlib.objectives import CTCObjective, TransducerObjective
@@ -80,7 +81,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between mid-epoch checkpoints")
     p.add_argument("--ctc-from", type=Path, default=None,
-                   help="PreTrans: a checkpoint of a CTC run of the same shape (else one is trained first)")
+                   help="PreTrans: the weights (model.pt) or a checkpoint of a CTC run of the same shape "
+                        "(else one is trained first)")
     return p
 
 
@@ -119,9 +121,8 @@ def pretrain(args, spec, phones, train_set, dev_set, plan) -> tuple[nn.Module, P
     ctc = build_model(name, num_classes=phones.num_classes, init=args.init)
     record = {"ctc": name}
     if args.ctc_from is not None:
-        state = load_checkpoint(args.ctc_from, map_location="cpu")
         try:
-            ctc.load_state_dict(state["best_model"] or state["model"])
+            ctc.load_state_dict(load_weights(args.ctc_from, map_location="cpu"))
         except RuntimeError as e:
             raise SystemExit(f"{args.ctc_from} does not hold a {name} network: {e}") from e
         record["ctc_from"] = str(args.ctc_from)

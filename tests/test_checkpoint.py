@@ -1,4 +1,5 @@
-"""Checkpoints: atomic, weights_only, and refused under other settings or for another model."""
+"""Checkpoints: atomic, weights_only, and refused under other settings or for another model; the kept weights
+read back from a checkpoint or a weights file alike."""
 
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 import train_job
-from asrlib.checkpoint import load_checkpoint, save_checkpoint
+from asrlib.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from asrlib.train import TrainConfig, train
 
 
@@ -32,3 +33,26 @@ def test_checkpoints_refuse_other_settings_other_models_and_foreign_files(tmp_pa
     save_checkpoint(tmp_path / "other.pt", {"weights": torch.zeros(2)})
     with pytest.raises(ValueError, match="not an asrlib training checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_the_kept_weights_read_alike_from_a_checkpoint_and_from_a_weights_file(tmp_path):
+    path = tmp_path / "run.pt"
+    net, _ = train_job.run(path, epochs=3)        # restore_best: the network ends with the best epoch's weights
+    kept = load_weights(path)
+    for k, v in net.state_dict().items():
+        assert torch.equal(kept[k], v)
+    torch.save(net.state_dict(), tmp_path / "model.pt")   # what asrlib.run writes beside its checkpoints
+    for k, v in load_weights(tmp_path / "model.pt").items():
+        assert torch.equal(v, kept[k])
+    saved = load_checkpoint(path)
+    last, best = {k: v + 1 for k, v in saved["model"].items()}, saved["model"]   # two different sets of weights
+    save_checkpoint(tmp_path / "both.pt", {**saved, "model": last, "best_model": best})
+    assert all(torch.equal(load_weights(tmp_path / "both.pt")[k], v) for k, v in best.items())   # the best, not the last
+    save_checkpoint(tmp_path / "no-best.pt", {**saved, "model": last, "best_model": None})       # no best yet: the last
+    assert all(torch.equal(load_weights(tmp_path / "no-best.pt")[k], v) for k, v in last.items())
+    (tmp_path / "junk.pt").write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="junk.pt is not a readable weights file"):
+        load_weights(tmp_path / "junk.pt")
+    save_checkpoint(tmp_path / "history.pt", {"dev_per": [0.5, 0.4]})
+    with pytest.raises(ValueError, match="neither an asrlib training checkpoint nor a state dict"):
+        load_weights(tmp_path / "history.pt")

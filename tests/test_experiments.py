@@ -62,6 +62,25 @@ def test_a_killed_sweep_resumes_to_the_same_results_file(tmp_path, monkeypatch):
     assert list(by_network(resumed)) == ONLY and all(len(v) == 1 for v in by_network(resumed).values())
 
 
+def test_a_pretrained_transducer_row_starts_from_the_weights_its_ctc_row_kept(tmp_path, monkeypatch):
+    calls = []
+
+    def first_run_only(argv):
+        calls.append(argv)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "_run", first_run_only)
+    with pytest.raises(FileNotFoundError, match="run the CTC row of its shape first"):
+        experiments.table1("smoke", seeds=(1,), only=["PreTrans-3l-250h"], out=tmp_path)
+    ctc = tmp_path / "table1-smoke" / "seed1" / scaled_name("CTC-3l-250h", SCALES["smoke"].weight_fraction)
+    ctc.mkdir(parents=True)
+    (ctc / "model.pt").touch()
+    with pytest.raises(KeyboardInterrupt):
+        experiments.table1("smoke", seeds=(1,), only=["PreTrans-3l-250h"], out=tmp_path)
+    argv = calls[0]
+    assert argv[0].startswith("PreTrans-") and argv[argv.index("--ctc-from") + 1] == str(ctc / "model.pt")
+
+
 def test_every_scale_is_documented_and_runs_asrlib_run_arguments():
     from asrlib.run import parser
 

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from asrlib.checkpoint import load_weights
 from asrlib.data import Batch
 from asrlib.models import build_model
 from asrlib.pretrain import PhoneLM, PhoneLMObjective, pretrained_transducer, sample
@@ -62,10 +63,11 @@ def test_run_command_trains_transducers_end_to_end(tmp_path, ci_corpus):
     assert {"ctc-train.pt", "lm.pt", "train.pt", "model.pt"} <= {p.name for p in (tmp_path / "pre").iterdir()}
     weights = torch.load(tmp_path / "pre" / "model.pt", weights_only=True)
     assert set(weights) == set(build_model("PreTrans-1l-8h-nopeep", num_classes=weights["output.bias"].numel()).state_dict())
-    # from an earlier CTC run's checkpoint instead of training one
+    # from the weights an earlier CTC run kept instead of training one (a model.pt; a checkpoint reads alike)
+    torch.save(load_weights(tmp_path / "pre" / "ctc-train.pt"), tmp_path / "model.pt")
     again = run.main(["PreTrans-1l-8h-nopeep", "--out", str(tmp_path / "pre2"), "--ctc-from",
-                      str(tmp_path / "pre" / "ctc-train.pt"), *common])
-    assert again["pretraining"]["ctc_from"].endswith("ctc-train.pt")
+                      str(tmp_path / "model.pt"), *common])
+    assert again["pretraining"]["ctc_from"].endswith("model.pt")
     with pytest.raises(SystemExit, match="does not hold a CTC-1l-8h-nopeep network"):
         run.main(["PreTrans-1l-8h-nopeep", "--out", str(tmp_path / "pre3"), "--ctc-from",
                   str(tmp_path / "trans" / "train.pt"), *common])
