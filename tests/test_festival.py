@@ -76,11 +76,8 @@ def test_quotes_cannot_break_the_script():
     assert scheme.count('"') == 8 and "\\" not in scheme   # only the script's own four pairs of quotes remain
 
 
-def test_festival_adds_four_speakers_after_the_flite_corpus_and_keeps_its_utterances():
-    with_flite = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite")
-    with_festival = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite+festival")
-    assert with_festival[:len(with_flite)] == with_flite
-    extra = with_festival[len(with_flite):]
+def test_festival_adds_four_speakers_after_the_flite_corpus_and_keeps_its_utterances(added_utterances):
+    extra = added_utterances("espeak+neural+kokoro+flite", "festival")
     assert len(extra) == len(synthetic.FESTIVAL_STRETCHES) * synthetic.FESTIVAL_PER_SPEAKER * 2
     assert {s.speaker.voice.stretch for s in extra} == set(synthetic.FESTIVAL_STRETCHES)
     assert all(s.speaker.split == "train" and s.speaker.id.startswith("fs-") for s in extra)
@@ -106,11 +103,8 @@ def test_each_mbrola_voice_is_its_own_speaker_us1_a_woman():
     assert not np.allclose(said["us2"][:n], said["us3"][:n], atol=1e-3)
 
 
-def test_mbrola_adds_twelve_speakers_after_the_flite_corpus_and_keeps_its_utterances():
-    with_flite = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite")
-    with_mbrola = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite+mbrola")
-    assert with_mbrola[:len(with_flite)] == with_flite
-    extra = with_mbrola[len(with_flite):]
+def test_mbrola_adds_twelve_speakers_after_the_flite_corpus_and_keeps_its_utterances(added_utterances):
+    extra = added_utterances("espeak+neural+kokoro+flite", "mbrola")
     assert len(extra) == len(synthetic.MBROLA_VOICES) * len(synthetic.FESTIVAL_STRETCHES) * 2 * 3
     assert {(s.speaker.voice.voice, s.speaker.sex) for s in extra} == {("us1", "f"), ("us2", "m"), ("us3", "m")}
     assert all(s.speaker.split == "train" and s.speaker.id.startswith("mb-") for s in extra)

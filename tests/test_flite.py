@@ -84,11 +84,8 @@ def test_unreadable_output_is_named():
         flite.parse_segments("pau:0.1 0.5", "a test")
 
 
-def test_flite_adds_eight_speakers_after_the_kokoro_corpus_and_keeps_its_utterances():
-    kokoro = synthetic.utterance_specs(2, "espeak+neural+kokoro")
-    with_flite = synthetic.utterance_specs(2, "espeak+neural+kokoro+flite")
-    assert with_flite[:len(kokoro)] == kokoro
-    extra = with_flite[len(kokoro):]
+def test_flite_adds_eight_speakers_after_the_kokoro_corpus_and_keeps_its_utterances(added_utterances):
+    extra = added_utterances("espeak+neural+kokoro", "flite")
     assert len(extra) == len(synthetic.FLITE_SPEAKERS) * synthetic.FLITE_PER_SPEAKER * 2
     voices = {s.speaker.id: s.speaker.voice for s in extra}
     assert len(voices) == 8 and len({v.name for v in voices.values()}) == 8
