@@ -95,7 +95,8 @@ def check_inputs(log_probs, targets, input_lengths, target_lengths, blank: int =
     real = torch.arange(targets.shape[1], device=targets.device) < target_lengths.unsqueeze(1)
     labels = targets[real]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= V):
-        raise ValueError(f"target labels must lie in 0..{V - 1}, got {int(labels.min())}..{int(labels.max())}")
+        raise ValueError(f"target labels must lie in 0..{V - 1}, the blank ({blank}) excepted; got "
+                         f"{int(labels.min())}..{int(labels.max())}")
     if (labels == blank).any():
         raise ValueError(f"targets contain the blank ({blank}) within their lengths")
     return log_probs, targets.long(), input_lengths, target_lengths

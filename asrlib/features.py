@@ -8,8 +8,9 @@ training set."
 
 Frames are 25 ms Hamming windows every 10 ms, centred, so frame ``t`` is centred on
 ``t * 10 ms``: a phone that spans ``[start, end)`` seconds covers the frames whose centres fall
-in that span (:func:`frame_labels`). Derivatives use the regression formula over +-2 frames
-(HTK's default, ``librosa.feature.delta(width=5)``).
+in that span (:func:`frame_labels`). First derivatives use the regression formula over +-2
+frames (HTK's, ``librosa.feature.delta(width=5)``); second derivatives are librosa's: the
+second-order Savitzky-Golay derivative over the same five frames, not HTK's delta of the deltas.
 
 ``warp`` (keyword-only in :func:`filterbank` and :func:`fbank123`) is vocal-tract-length
 perturbation (Jaitly & Hinton 2013, used by :mod:`asrlib.augment`): ``warp=1.0``, the default,
