@@ -58,7 +58,7 @@ from pathlib import Path
 
 import torch
 
-from asrlib.checkpoint import load_checkpoint, save_json
+from asrlib.checkpoint import load_checkpoint, load_weights, save_json
 from asrlib.labellings import labels
 from asrlib.models import TABLE1, build_model, count_parameters, parse_name
 from asrlib.fusion import TEXTS, fusion
@@ -169,7 +169,7 @@ def load_network(path: Path, record: dict, name: str, seed: int = 0, num_classes
     ours = record["rows"][key]["model"]
     model = build_model(ours, num_classes=num_classes, init=init)
     weights = path.parent / f"table1-{record['scale']}" / f"seed{seed}" / ours / "model.pt"
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_weights(weights, map_location="cpu"))
     return model.eval()
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from asrlib.checkpoint import save_json
+from asrlib.checkpoint import load_weights, save_json
 from asrlib.models import build_model, parse_name
 from asrlib.robust_stages import EpochsOnPeople, pretrained_from
 from asrlib.robustness_rows import (  # the ablation's table; the names the chapter and the other modules import from here
@@ -62,7 +62,7 @@ def load_robust_model(path: Path, record: dict, name: str, num_classes: int):
     if not weights.is_file():
         raise FileNotFoundError(f"no kept weights for row {name!r} ({weights}); only {KEEP_WEIGHTS} are kept")
     model = build_model(network_of(record, name), num_classes=num_classes, init="torch")
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_weights(weights, map_location="cpu"))
     return model.eval()
 
 
